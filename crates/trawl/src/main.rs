@@ -1,1 +1,66 @@
-fn main() {}
+//! The `trawl` command: offline tools for capture files (and, later, the agent and the server).
+
+mod cmd;
+mod files;
+mod filter;
+mod progress;
+mod timespec;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "trawl",
+    version,
+    about = "Packet capture for operators: read, filter, slice, merge and summarise captures",
+    after_help = "\
+Examples:
+  trawl info capture.pcapng                         what is in a file (like capinfos)
+  trawl read -f 'tcp port 443' capture.pcap         one line per packet (like tcpdump -nn)
+  trawl slice --from +10s --to +20s -o part.pcapng capture.pcap
+  trawl merge --dedup -o both.pcapng tap-a.pcap tap-b.pcap
+  trawl cat -o day.pcapng 09h.pcap 10h.pcap 11h.pcap
+  trawl demo                                        a tour on a generated capture
+
+Every command reads pcap and pcapng (also gzip-compressed) and takes tcpdump filter expressions.
+`trawl COMMAND --help` shows each command's options and examples."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print one line per packet (tcpdump -nn style), or JSON.
+    Read(cmd::read::Args),
+    /// Merge captures into one, in time order, optionally removing duplicates.
+    Merge(cmd::merge::Args),
+    /// Cut a time window and/or filter out of captures.
+    Slice(cmd::slice::Args),
+    /// Concatenate captures.
+    Cat(cmd::cat::Args),
+    /// Summarise captures: packets, bytes, times, link types, rates.
+    Info(cmd::info::Args),
+    /// Generate a synthetic capture (benchmarks, demos).
+    Gen(cmd::generate::Args),
+    /// A short tour of the offline tools on a generated capture.
+    Demo(cmd::demo::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Read(a) => cmd::read::run(a),
+        Command::Merge(a) => cmd::merge::run(a),
+        Command::Slice(a) => cmd::slice::run(a),
+        Command::Cat(a) => cmd::cat::run(a),
+        Command::Info(a) => cmd::info::run(a),
+        Command::Gen(a) => cmd::generate::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("trawl: {e:#}");
+        std::process::exit(1);
+    }
+}

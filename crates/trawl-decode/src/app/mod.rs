@@ -1,0 +1,3 @@
+//! Application layers: DNS over UDP and TCP port 53.
+
+pub mod dns;

@@ -1,0 +1,139 @@
+//! The JSON form of a [`Decoded`] packet (via serde). Addresses are strings in their usual
+//! notation, byte strings are lowercase hex, TCP options and DNS records are listed.
+//!
+//! ```
+//! let d = trawl_decode::decode(trawl_decode::linktype::RAW, &[0x45, 0, 0, 20, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+//! let v = trawl_decode::json::to_value(&d);
+//! assert_eq!(v["net"]["src"], "10.0.0.1");
+//! ```
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+use crate::app::dns::{Dns, RData};
+use crate::decoded::Decoded;
+use crate::text::fmt as tfmt;
+use crate::transport::tcp::{Options, TcpOption};
+
+/// The packet as a JSON value.
+pub fn to_value(d: &Decoded<'_>) -> serde_json::Value {
+    serde_json::to_value(d).unwrap_or(serde_json::Value::Null)
+}
+
+/// Appends the packet as one line of compact JSON (no newline).
+pub fn write_json(out: &mut Vec<u8>, d: &Decoded<'_>) {
+    // Serialising plain data into a Vec cannot fail; if it ever did, write `null`.
+    if serde_json::to_writer(&mut *out, d).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
+fn buf_str<S: Serializer>(s: S, f: impl FnOnce(&mut Vec<u8>)) -> Result<S::Ok, S::Error> {
+    let mut buf = Vec::with_capacity(48);
+    f(&mut buf);
+    s.serialize_str(&String::from_utf8_lossy(&buf))
+}
+
+pub(crate) fn ser_ipv4<S: Serializer>(a: &[u8; 4], s: S) -> Result<S::Ok, S::Error> {
+    buf_str(s, |b| tfmt::push_ipv4(b, a))
+}
+
+pub(crate) fn ser_ipv6<S: Serializer>(a: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
+    buf_str(s, |b| tfmt::push_ipv6(b, a))
+}
+
+pub(crate) fn ser_hex<S: Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+    buf_str(s, |b| {
+        for &x in bytes.iter() {
+            tfmt::push_hex2(b, x);
+        }
+    })
+}
+
+pub(crate) fn ser_tcp_options<S: Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(None)?;
+    for opt in Options::new(bytes) {
+        match opt {
+            TcpOption::Eol => seq.serialize_element(&serde_json::json!({"kind": "eol"}))?,
+            TcpOption::Nop => seq.serialize_element(&serde_json::json!({"kind": "nop"}))?,
+            TcpOption::Mss(v) => {
+                seq.serialize_element(&serde_json::json!({"kind": "mss", "value": v}))?
+            }
+            TcpOption::WindowScale(v) => {
+                seq.serialize_element(&serde_json::json!({"kind": "wscale", "value": v}))?
+            }
+            TcpOption::SackPermitted => {
+                seq.serialize_element(&serde_json::json!({"kind": "sackOK"}))?
+            }
+            TcpOption::Sack(blocks) => {
+                let edges: Vec<[u32; 2]> = blocks
+                    .chunks_exact(8)
+                    .map(|c| {
+                        [
+                            u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+                            u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
+                        ]
+                    })
+                    .collect();
+                seq.serialize_element(&serde_json::json!({"kind": "sack", "blocks": edges}))?
+            }
+            TcpOption::Timestamp { val, ecr } => {
+                seq.serialize_element(&serde_json::json!({"kind": "ts", "val": val, "ecr": ecr}))?
+            }
+            TcpOption::Other { kind, data } => {
+                let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+                seq.serialize_element(&serde_json::json!({"kind": kind, "data": hex}))?
+            }
+            TcpOption::Malformed { kind } => {
+                seq.serialize_element(&serde_json::json!({"kind": kind, "malformed": true}))?
+            }
+        }
+    }
+    seq.end()
+}
+
+impl Serialize for Dns<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("offset", &self.offset)?;
+        m.serialize_entry("over_tcp", &self.over_tcp)?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("response", &self.is_response())?;
+        m.serialize_entry("opcode", &self.opcode())?;
+        m.serialize_entry("rcode", &self.rcode())?;
+        m.serialize_entry("flags", &self.flags)?;
+        m.serialize_entry("qdcount", &self.qdcount)?;
+        m.serialize_entry("ancount", &self.ancount)?;
+        m.serialize_entry("nscount", &self.nscount)?;
+        m.serialize_entry("arcount", &self.arcount)?;
+        let questions: Vec<serde_json::Value> = self
+            .questions()
+            .map(|q| serde_json::json!({"name": q.name.to_string(), "type": q.qtype, "class": q.qclass}))
+            .collect();
+        m.serialize_entry("questions", &questions)?;
+        let records: Vec<serde_json::Value> = self
+            .records()
+            .map(|r| {
+                let data = match r.data() {
+                    RData::A(a) => serde_json::json!(std::net::Ipv4Addr::from(a).to_string()),
+                    RData::Aaaa(a) => serde_json::json!(std::net::Ipv6Addr::from(a).to_string()),
+                    RData::Name(n) => serde_json::json!(n.to_string()),
+                    RData::Mx { preference, exchange } => {
+                        serde_json::json!({"preference": preference, "exchange": exchange.to_string()})
+                    }
+                    RData::Srv { priority, weight, port, target } => serde_json::json!({
+                        "priority": priority, "weight": weight, "port": port, "target": target.to_string()
+                    }),
+                    RData::Txt(t) => serde_json::json!(String::from_utf8_lossy(t)),
+                    RData::Other(b) => serde_json::json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+                };
+                serde_json::json!({
+                    "section": r.section, "name": r.name.to_string(), "type": r.rtype,
+                    "class": r.class, "ttl": r.ttl, "data": data,
+                })
+            })
+            .collect();
+        m.serialize_entry("records", &records)?;
+        m.end()
+    }
+}

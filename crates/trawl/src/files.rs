@@ -1,0 +1,272 @@
+//! Opening captures for reading and writing, with errors that name the file.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use trawl_pcap::{
+    CaptureReader, Interface, Options, OwnedOptions, PcapWriter, PcapngWriter, Timestamp,
+    TsPrecision,
+};
+
+pub type Reader = CaptureReader<Box<dyn Read + Send>>;
+
+/// An input capture and its name for messages.
+pub struct Input {
+    pub path: PathBuf,
+    pub reader: Reader,
+    /// Size on disk, for progress.
+    pub size: u64,
+}
+
+impl Input {
+    pub fn open(path: &Path) -> Result<Input> {
+        let stdin = path == Path::new("-");
+        let size = if stdin {
+            0
+        } else {
+            std::fs::metadata(path)
+                .with_context(|| format!("{}: cannot open", path.display()))?
+                .len()
+        };
+        let reader = if stdin {
+            CaptureReader::from_maybe_compressed(Box::new(io::stdin()))
+        } else {
+            CaptureReader::open(path)
+        }
+        .map_err(|e| file_error(path, e))?;
+        Ok(Input {
+            path: path.to_path_buf(),
+            reader,
+            size,
+        })
+    }
+
+    /// Advances to the next packet; a read error names the file.
+    pub fn advance(&mut self) -> Result<bool> {
+        self.reader.advance().map_err(|e| file_error(&self.path, e))
+    }
+}
+
+pub fn open_all(paths: &[PathBuf]) -> Result<Vec<Input>> {
+    paths.iter().map(|p| Input::open(p)).collect()
+}
+
+/// Describes a reader error with the file name, and whether earlier packets were kept.
+pub fn file_error(path: &Path, e: trawl_pcap::Error) -> anyhow::Error {
+    if e.is_truncation() {
+        anyhow::anyhow!(
+            "{}: {e} (the file is cut short; the packets before this point were processed)",
+            path.display()
+        )
+    } else {
+        anyhow::anyhow!("{}: {e}", path.display())
+    }
+}
+
+/// Output format of a written capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutFormat {
+    Pcap,
+    Pcapng,
+}
+
+impl OutFormat {
+    /// pcap if the file name ends in `.pcap`, pcapng otherwise.
+    pub fn for_path(path: &Path, chosen: Option<OutFormat>) -> OutFormat {
+        chosen.unwrap_or_else(|| {
+            if path.extension().is_some_and(|e| e == "pcap") {
+                OutFormat::Pcap
+            } else {
+                OutFormat::Pcapng
+            }
+        })
+    }
+}
+
+/// Where packets are written. Interfaces are identified by (input number, interface index in
+/// that input) and described to the output when first needed.
+pub enum Sink {
+    Pcap {
+        w: PcapWriter<BufWriter<Box<dyn Write>>>,
+        link_type: u32,
+    },
+    Pcapng {
+        w: PcapngWriter<BufWriter<Box<dyn Write>>>,
+        /// Output id of each (input, interface), per input.
+        ids: Vec<Vec<Option<u32>>>,
+    },
+}
+
+const OUT_BUF: usize = 1 << 20;
+
+pub fn create_output(path: &Path) -> Result<Box<dyn Write>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(io::stdout()));
+    }
+    let f = File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+    Ok(Box::new(f))
+}
+
+impl Sink {
+    /// Opens the output for the given inputs. pcap needs one link type across all of them.
+    pub fn create(
+        path: &Path,
+        format: OutFormat,
+        inputs: &[Input],
+        section: OwnedOptions,
+    ) -> Result<Sink> {
+        match format {
+            OutFormat::Pcap => {
+                let ifaces: Vec<&Interface> =
+                    inputs.iter().flat_map(|i| i.reader.interfaces()).collect();
+                let Some(first) = ifaces.first() else {
+                    bail!(
+                        "{}: no input interface to take the link type from",
+                        path.display()
+                    )
+                };
+                if let Some(other) = ifaces.iter().find(|i| i.link_type != first.link_type) {
+                    bail!(
+                        "the inputs have link types {} and {}, and a pcap file holds only one: \
+                         write pcapng instead (an output name ending in .pcapng, or -F pcapng)",
+                        first.link_type,
+                        other.link_type
+                    );
+                }
+                let snaplen = ifaces.iter().map(|i| i.snaplen).max().unwrap_or(262144);
+                let precision = if ifaces.iter().any(|i| i.units_per_sec > 1_000_000) {
+                    TsPrecision::Nano
+                } else {
+                    TsPrecision::Micro
+                };
+                let out = BufWriter::with_capacity(OUT_BUF, create_output(path)?);
+                let w = PcapWriter::new(out, first.link_type, snaplen, precision)
+                    .with_context(|| format!("{}: write failed", path.display()))?;
+                Ok(Sink::Pcap {
+                    w,
+                    link_type: first.link_type,
+                })
+            }
+            OutFormat::Pcapng => {
+                let out = BufWriter::with_capacity(OUT_BUF, create_output(path)?);
+                let w = PcapngWriter::new(out, &section)
+                    .with_context(|| format!("{}: write failed", path.display()))?;
+                Ok(Sink::Pcapng {
+                    w,
+                    ids: vec![Vec::new(); inputs.len()],
+                })
+            }
+        }
+    }
+
+    /// Starts a new pcapng section (used by `cat` to keep an input's sections apart).
+    pub fn new_section(&mut self, options: &OwnedOptions) -> Result<()> {
+        if let Sink::Pcapng { w, ids } = self {
+            w.section(options)?;
+            ids.iter_mut().for_each(|v| v.clear());
+        }
+        Ok(())
+    }
+
+    /// Describes interfaces `which` of input `input` now, rather than when first used.
+    pub fn describe(
+        &mut self,
+        input: usize,
+        known: &[Interface],
+        which: impl Iterator<Item = usize>,
+    ) -> Result<()> {
+        for i in which {
+            self.interface_id(input, i as u32, known)?;
+        }
+        Ok(())
+    }
+
+    fn interface_id(&mut self, input: usize, iface: u32, known: &[Interface]) -> Result<u32> {
+        let Sink::Pcapng { w, ids } = self else {
+            return Ok(0);
+        };
+        let slot = &mut ids[input];
+        if slot.len() <= iface as usize {
+            slot.resize(iface as usize + 1, None);
+        }
+        if let Some(id) = slot[iface as usize] {
+            return Ok(id);
+        }
+        let id = w.add_interface(&known[iface as usize])?;
+        slot[iface as usize] = Some(id);
+        Ok(id)
+    }
+
+    /// Writes a packet of input number `input`, whose interfaces are `known`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write(
+        &mut self,
+        input: usize,
+        iface: u32,
+        known: &[Interface],
+        ts: Timestamp,
+        orig_len: u32,
+        data: &[u8],
+        options: Options<'_>,
+    ) -> Result<()> {
+        match self {
+            Sink::Pcap { w, link_type } => {
+                let lt = known[iface as usize].link_type;
+                if lt != *link_type {
+                    bail!(
+                        "a packet has link type {lt}, but the pcap output holds link type \
+                         {link_type}: write pcapng instead"
+                    );
+                }
+                w.write(ts, orig_len, data)?;
+            }
+            Sink::Pcapng { .. } => {
+                let id = self.interface_id(input, iface, known)?;
+                if let Sink::Pcapng { w, .. } = self {
+                    w.write(id, ts, orig_len, data, options)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the current packet of `inputs[n]`.
+    pub fn write_current(&mut self, n: usize, input: &Input) -> Result<()> {
+        let p = input.reader.current().expect("a current packet");
+        self.write(
+            n,
+            p.interface,
+            input.reader.interfaces(),
+            p.ts,
+            p.orig_len,
+            p.data,
+            p.options,
+        )
+    }
+
+    pub fn finish(self) -> Result<()> {
+        match self {
+            Sink::Pcap { w, .. } => {
+                w.finish()?;
+            }
+            Sink::Pcapng { w, .. } => {
+                w.finish()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints warnings about inputs that were cut short; if there were any, exits with status 2
+/// (the output is complete with every packet before the fault).
+pub fn report(warnings: Vec<anyhow::Error>) {
+    if warnings.is_empty() {
+        return;
+    }
+    for w in &warnings {
+        eprintln!("trawl: warning: {w:#}");
+    }
+    std::process::exit(2);
+}

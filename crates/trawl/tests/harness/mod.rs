@@ -1,0 +1,126 @@
+//! A small harness for tests that run `trawl` and the reference tools side by side.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The shared test corpus: `$TRAWL_CORPUS`, else `../shared/corpus` beside the repository.
+pub fn corpus() -> PathBuf {
+    let dir = std::env::var_os("TRAWL_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
+    assert!(
+        dir.join("INDEX.tsv").exists(),
+        "the test corpus is not at {} (set TRAWL_CORPUS)",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs a reference tool; its absence fails the test with what to install.
+pub fn tool(name: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {name} ({e}): install it (scripts/deps.sh installs the reference tools)")
+    });
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{name} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Runs trawl; Ok(stdout) on success, Err(stderr) otherwise.
+pub fn trawl(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_trawl"))
+        .args(args)
+        .output()
+        .expect("run trawl");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Runs trawl, which must succeed; returns (stdout, stderr).
+pub fn run_ok(args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_trawl"))
+        .args(args)
+        .output()
+        .expect("run trawl");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "trawl {args:?} failed: {stderr}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+/// What tshark sees in a capture: one row per packet with time, lengths, an MD5 of the bytes,
+/// the packet's comments and its interface's name.
+#[derive(Default, Debug)]
+pub struct Frames {
+    pub rows: Vec<String>,
+    /// tshark reported an error (e.g. a file cut short) after these rows.
+    pub failed: bool,
+}
+
+pub fn frames(path: &Path) -> Frames {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(path)
+        .args(["-o", "frame.generate_md5_hash:TRUE", "-T", "fields"])
+        .args([
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "frame.len",
+            "-e",
+            "frame.cap_len",
+        ])
+        .args([
+            "-e",
+            "frame.md5_hash",
+            "-e",
+            "frame.comment",
+            "-e",
+            "frame.interface_name",
+        ])
+        .args(["-e", "frame.encap_type"])
+        .output()
+        .expect("tshark (install it: scripts/deps.sh)");
+    let rows = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        // pcapng custom blocks are listed as records with no encapsulation: not packets.
+        .filter(|l| !l.ends_with('\t'))
+        .map(|l| l.replace('\t', " "))
+        .collect();
+    Frames {
+        rows,
+        failed: !out.status.success(),
+    }
+}
+
+impl Frames {
+    /// Where two packet lists first differ.
+    pub fn diff(&self, other: &Frames) -> String {
+        if self.rows.len() != other.rows.len() {
+            return format!(
+                "{} packets expected, {} found{}",
+                self.rows.len(),
+                other.rows.len(),
+                self.first_difference(other)
+            );
+        }
+        self.first_difference(other)
+    }
+
+    fn first_difference(&self, other: &Frames) -> String {
+        for (i, (a, b)) in self.rows.iter().zip(&other.rows).enumerate() {
+            if a != b {
+                return format!("; packet {}: expected `{a}`, found `{b}`", i + 1);
+            }
+        }
+        String::new()
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing trawl needs on Debian, when it is missing:
+# libpcap-dev (the filter compiler), and the reference tools the tests compare against
+# (tcpdump, tshark, capinfos/mergecap/editcap from wireshark-common). Safe to run again.
+set -euo pipefail
+need=()
+[ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
+command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v tshark >/dev/null || need+=(tshark)
+command -v mergecap >/dev/null || need+=(wireshark-common)
+command -v cc >/dev/null || need+=(gcc)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ "${1:-}" = "--bench" ]; then
+  command -v hyperfine >/dev/null || need+=(hyperfine)
+  [ -x /usr/bin/time ] || need+=(time)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections || true
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install Rust from https://rustup.rs (stable, 1.95 or later)" >&2
+  exit 1
+fi
