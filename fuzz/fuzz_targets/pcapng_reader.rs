@@ -34,7 +34,7 @@ struct Mirror {
 impl Mirror {
     fn catch_up(&mut self, r: &CaptureReader<&[u8]>, w: &mut PcapngWriter<Vec<u8>>) {
         let sections = r.sections();
-        let mut section = |m: &mut Mirror, w: &mut PcapngWriter<Vec<u8>>| {
+        let section = |m: &mut Mirror, w: &mut PcapngWriter<Vec<u8>>| {
             if m.sections > 0 {
                 w.section(&sections[m.sections]).unwrap();
             }

@@ -11,7 +11,9 @@ use trawl_decode::{TextFormatter, TextOptions, TimestampPrecision};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = args.first().ok_or("usage: tcpdump_text FILE [--abs] [--nano] [--bench N]")?;
+    let path = args
+        .first()
+        .ok_or("usage: tcpdump_text FILE [--abs] [--nano] [--bench N]")?;
     let options = TextOptions {
         absolute_seq: args.iter().any(|a| a == "--abs"),
         precision: if args.iter().any(|a| a == "--nano") {
@@ -30,7 +32,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut packets: Vec<(u64, u32, u32, u32, Vec<u8>)> = Vec::new();
     let mut reader = trawl_pcap::CaptureReader::open(path)?;
     while let Some(p) = reader.next_packet()? {
-        packets.push((p.ts.secs, p.ts.nanos, p.link_type, p.orig_len, p.data.to_vec()));
+        packets.push((
+            p.ts.secs,
+            p.ts.nanos,
+            p.link_type,
+            p.orig_len,
+            p.data.to_vec(),
+        ));
     }
 
     let mut out = Vec::with_capacity(1 << 20);

@@ -212,6 +212,7 @@ pub enum LinkKind {
 
 /// The link layer and whatever shims (VLAN, MPLS, PPPoE) sit between it and the network layer.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(into = "crate::json::LinkJson")]
 pub struct Link {
     pub kind: LinkKind,
     pub src_mac: Option<Mac>,
@@ -278,6 +279,9 @@ impl Fragment {
 }
 
 /// The network layer.
+// One `Net` lives in each `Decoded` on the stack; boxing the IPv6 variant would put an
+// allocation on the hot path to save stack space nobody is short of.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, Serialize, Default)]
 #[serde(tag = "proto", rename_all = "lowercase")]
 pub enum Net<'a> {
@@ -361,8 +365,8 @@ pub struct Ipv6Ext {
     /// Its protocol number (0 hop-by-hop, 43 routing, 44 fragment, 60 destination options, 51 AH).
     pub kind: u8,
     /// Offset in the packet.
-    pub offset: usize,
-    pub len: usize,
+    pub offset: u32,
+    pub len: u32,
 }
 
 /// An IPv6 header and its extension-header chain.

@@ -11,7 +11,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 use crate::app::dns::{Dns, RData};
-use crate::decoded::Decoded;
+use crate::decoded::{Decoded, FrameRelay, Link, LinkKind, Llc, Mac, MplsLabel, Sll, VlanTag};
 use crate::text::fmt as tfmt;
 use crate::transport::tcp::{Options, TcpOption};
 
@@ -135,5 +135,57 @@ impl Serialize for Dns<'_> {
             .collect();
         m.serialize_entry("records", &records)?;
         m.end()
+    }
+}
+
+/// The JSON shape of a [`Link`]: the VLAN and MPLS stacks as lists, absent fields left out.
+#[derive(Serialize)]
+pub(crate) struct LinkJson {
+    kind: LinkKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_mac: Option<Mac>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dst_mac: Option<Mac>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    vlans: Vec<VlanTag>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mpls: Vec<MplsLabel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ethertype: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    length_field: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    llc: Option<Llc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sll: Option<Sll>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    null_family: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ppp_protocol: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pppoe_session: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frame_relay: Option<FrameRelay>,
+    payload_offset: usize,
+}
+
+impl From<Link> for LinkJson {
+    fn from(l: Link) -> Self {
+        LinkJson {
+            kind: l.kind,
+            src_mac: l.src_mac,
+            dst_mac: l.dst_mac,
+            vlans: l.vlans().to_vec(),
+            mpls: l.mpls().to_vec(),
+            ethertype: l.ethertype,
+            length_field: l.length_field,
+            llc: l.llc,
+            sll: l.sll,
+            null_family: l.null_family,
+            ppp_protocol: l.ppp_protocol,
+            pppoe_session: l.pppoe_session,
+            frame_relay: l.frame_relay,
+            payload_offset: l.payload_offset,
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Merging packet streams: time order across sources, and removal of the same packet seen twice.
 //!
 //! [`Order`] is a k-way merge over the heads of several time-ordered sources: give it each
-//! source's next timestamp, and it says which source goes next (the earliest; on a tie, the
-//! lower-numbered source, as mergecap does). [`Dedup`] remembers the keys of packets released in
+//! source's next timestamp and a tie-breaker, and it says which source goes next (the earliest;
+//! on a tie, the lower tie-breaker). [`Dedup`] remembers the keys of packets released in
 //! the last `window` of time and says whether a packet is one already seen; [`exact_key`] hashes a
 //! packet's bytes; [`invariant_key`] hashes only what stays the same from hop to hop (IP addresses,
 //! protocol, IP id or flow label, lengths, the transport header and the first payload bytes), so the

@@ -96,6 +96,8 @@ pub struct Packet<'a> {
     pub options: Options<'a>,
     /// Byte offset of the record in the (decompressed) file.
     pub offset: u64,
+    /// False for a pcapng simple packet block, which records no time (`ts` is then zero).
+    pub has_time: bool,
 }
 
 impl<'a> Packet<'a> {

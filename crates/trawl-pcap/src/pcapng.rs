@@ -291,6 +291,7 @@ impl<R: Read> CaptureReader<R> {
             opts_back: 0,
             opts_len: 0,
             offset,
+            has_time: false,
         })
     }
 
@@ -327,6 +328,7 @@ impl<R: Read> CaptureReader<R> {
             opts_back: block_end - (8 + opts_at),
             opts_len: body.len() - opts_at,
             offset,
+            has_time: true,
         })
     }
 }

@@ -52,15 +52,21 @@ pub struct Interface {
 }
 
 impl Interface {
-    /// A plain interface with microsecond or nanosecond time and no options.
+    /// A plain interface counting time in `units_per_sec` (a power of ten; `if_tsresol` is set
+    /// when it is not microseconds) and no other options.
     pub fn new(link_type: u32, snaplen: u32, units_per_sec: u64) -> Self {
+        let mut options = OwnedOptions::new();
+        if units_per_sec != 1_000_000 {
+            let digits = units_per_sec.checked_ilog10().unwrap_or(0) as u8;
+            options.push(crate::opt::IF_TSRESOL, &[digits]);
+        }
         Interface {
             link_type,
             snaplen,
             section: 0,
             units_per_sec,
             ts_offset: 0,
-            options: OwnedOptions::new(),
+            options,
         }
     }
 
@@ -80,6 +86,9 @@ pub struct CaptureReader<R> {
     pub(crate) finished: bool,
     /// The record [`advance`](Self::advance) moved to, if any.
     current: Option<RecordLoc>,
+    /// A pcapng file is read up to its first packet when opened, so that the interfaces described
+    /// before it are known at once; that first result waits here for the first `advance`.
+    pending: Option<Result<Option<RecordLoc>, Error>>,
 }
 
 impl CaptureReader<Box<dyn Read + Send>> {
@@ -140,9 +149,12 @@ impl<R: Read> CaptureReader<R> {
             ng: pcapng::State::default(),
             finished: false,
             current: None,
+            pending: None,
         };
         if magic == pcapng::SHB_TYPE {
             reader.read_first_section()?;
+            // The bytes of the packet found stay in the buffer until the next read.
+            reader.pending = Some(reader.next_pcapng());
         } else if head.starts_with(snoop::MAGIC) {
             reader.format = Format::Snoop;
             reader.read_snoop_header()?;
@@ -159,7 +171,8 @@ impl<R: Read> CaptureReader<R> {
         self.format
     }
 
-    /// Interfaces seen so far (a pcapng file may describe more as it goes).
+    /// Interfaces seen so far: for pcapng, at least those described before the first packet
+    /// (a file may describe more as it goes).
     pub fn interfaces(&self) -> &[Interface] {
         &self.interfaces
     }
@@ -188,6 +201,7 @@ impl<R: Read> CaptureReader<R> {
             return Ok(false);
         }
         let result = match self.format {
+            _ if self.pending.is_some() => self.pending.take().expect("pending"),
             Format::Pcap { .. } => self.next_pcap(),
             Format::Pcapng => self.next_pcapng(),
             Format::Snoop => self.next_snoop(),
@@ -227,6 +241,7 @@ impl<R: Read> CaptureReader<R> {
             data,
             options,
             offset: loc.offset,
+            has_time: loc.has_time,
         }
     }
 
@@ -271,4 +286,5 @@ pub(crate) struct RecordLoc {
     pub opts_back: usize,
     pub opts_len: usize,
     pub offset: u64,
+    pub has_time: bool,
 }

@@ -70,6 +70,7 @@ impl<R: Read> CaptureReader<R> {
             opts_back: 0,
             opts_len: 0,
             offset,
+            has_time: true,
         }))
     }
 }

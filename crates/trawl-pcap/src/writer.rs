@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use crate::options::{BlockKind, Options, OwnedOptions, opt, pad4};
-use crate::pcapng::{BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC};
+use crate::pcapng::{BT_EPB, BT_IDB, BT_SHB, BT_SPB, BYTE_ORDER_MAGIC};
 use crate::reader::Interface;
 use crate::{Packet, Timestamp};
 
@@ -184,6 +184,25 @@ impl<W: Write> PcapngWriter<W> {
         self.out.write_all(data)?;
         self.out.write_all(&[0u8; 3][..pad])?;
         self.out.write_all(&self.scratch)?;
+        self.out.write_all(&total.to_le_bytes())
+    }
+
+    /// Writes a simple packet block: no time, no options, always interface 0 of the section.
+    pub fn write_simple(&mut self, orig_len: u32, data: &[u8]) -> io::Result<()> {
+        if self.units.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a simple packet block needs an interface described in this section",
+            ));
+        }
+        let caplen = u32::try_from(data.len()).map_err(|_| too_long(data.len()))?;
+        let pad = pad4(data.len());
+        let total = u32::try_from(16 + data.len() + pad).map_err(|_| too_long(data.len()))?;
+        self.out.write_all(&BT_SPB.to_le_bytes())?;
+        self.out.write_all(&total.to_le_bytes())?;
+        self.out.write_all(&orig_len.max(caplen).to_le_bytes())?;
+        self.out.write_all(data)?;
+        self.out.write_all(&[0u8; 3][..pad])?;
         self.out.write_all(&total.to_le_bytes())
     }
 

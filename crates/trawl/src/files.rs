@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use trawl_pcap::{
-    CaptureReader, Interface, Options, OwnedOptions, PcapWriter, PcapngWriter, Timestamp,
-    TsPrecision,
+    CaptureReader, Interface, OwnedOptions, Packet, PcapWriter, PcapngWriter, TsPrecision,
 };
 
 pub type Reader = CaptureReader<Box<dyn Read + Send>>;
@@ -199,33 +198,32 @@ impl Sink {
         Ok(id)
     }
 
-    /// Writes a packet of input number `input`, whose interfaces are `known`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn write(
-        &mut self,
-        input: usize,
-        iface: u32,
-        known: &[Interface],
-        ts: Timestamp,
-        orig_len: u32,
-        data: &[u8],
-        options: Options<'_>,
-    ) -> Result<()> {
+    /// Writes packet `p` of input number `input`, whose interfaces are `known`.
+    pub fn write(&mut self, input: usize, known: &[Interface], p: &Packet<'_>) -> Result<()> {
         match self {
             Sink::Pcap { w, link_type } => {
-                let lt = known[iface as usize].link_type;
-                if lt != *link_type {
+                if p.link_type != *link_type {
                     bail!(
-                        "a packet has link type {lt}, but the pcap output holds link type \
-                         {link_type}: write pcapng instead"
+                        "a packet has link type {}, but the pcap output holds link type \
+                         {link_type}: write pcapng instead",
+                        p.link_type
                     );
                 }
-                w.write(ts, orig_len, data)?;
+                w.write(p.ts, p.orig_len, p.data)?;
             }
             Sink::Pcapng { .. } => {
-                let id = self.interface_id(input, iface, known)?;
-                if let Sink::Pcapng { w, .. } = self {
-                    w.write(id, ts, orig_len, data, options)?;
+                let id = self.interface_id(input, p.interface, known)?;
+                let Sink::Pcapng { w, .. } = self else {
+                    unreachable!()
+                };
+                // A packet from a simple packet block stays one (it has no time to write) when
+                // it can: on interface 0, and whole or cut at the interface's snaplen.
+                let snaplen = known[p.interface as usize].snaplen;
+                let len = p.data.len() as u32;
+                if !p.has_time && id == 0 && (len == p.orig_len || len == snaplen) {
+                    w.write_simple(p.orig_len, p.data)?;
+                } else {
+                    w.write(id, p.ts, p.orig_len, p.data, p.options)?;
                 }
             }
         }
@@ -235,15 +233,7 @@ impl Sink {
     /// Writes the current packet of `inputs[n]`.
     pub fn write_current(&mut self, n: usize, input: &Input) -> Result<()> {
         let p = input.reader.current().expect("a current packet");
-        self.write(
-            n,
-            p.interface,
-            input.reader.interfaces(),
-            p.ts,
-            p.orig_len,
-            p.data,
-            p.options,
-        )
+        self.write(n, input.reader.interfaces(), &p)
     }
 
     pub fn finish(self) -> Result<()> {

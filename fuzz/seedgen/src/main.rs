@@ -2,8 +2,8 @@
 //!
 //! `seedgen decoder OUT_DIR MAX FILE...`: every packet of the captures (any format trawl-pcap
 //! reads, compressed or not) as `link type (u16 LE), wire length - captured length (u16 LE,
-//! saturated), bytes`, the layout of the `decoder` target; duplicates dropped, at most MAX seeds,
-//! taken evenly across the files.
+//! saturated), bytes`, the layout of the `decoder` target; only link types the decoder supports,
+//! duplicates dropped, at most MAX seeds, taken evenly across the files.
 //!
 //! `seedgen bpf OUT_DIR PACKET_CAPTURE FILTER_ACCEPT_JSONL`: the programs listed (as `tcpdump -d`
 //! prints them) in libpcap's filter tests, turned back into instructions (each line is checked
@@ -44,6 +44,10 @@ fn write_seed(dir: &Path, seen: &mut HashSet<u64>, bytes: &[u8]) -> bool {
     true
 }
 
+/// The link types trawl-decode supports (the `decoder` target's list): packets of others are
+/// not seeds.
+const DECODER_LINK_TYPES: [u32; 15] = [0, 1, 9, 12, 14, 50, 51, 101, 104, 107, 108, 113, 228, 229, 276];
+
 fn decoder(out: &Path, max: usize, files: &[String]) {
     fs::create_dir_all(out).unwrap();
     // Packets of each file, read up to a per-file share so that no one big capture fills the set.
@@ -56,7 +60,10 @@ fn decoder(out: &Path, max: usize, files: &[String]) {
         let mut n = 0;
         while let Ok(Some(p)) = r.next_packet() {
             let extra = p.orig_len.saturating_sub(p.data.len() as u32).min(u16::MAX as u32) as u16;
-            let Ok(lt) = u16::try_from(p.link_type) else { continue };
+            if !DECODER_LINK_TYPES.contains(&p.link_type) {
+                continue;
+            }
+            let lt = p.link_type as u16;
             let mut seed = Vec::with_capacity(4 + p.data.len());
             seed.extend_from_slice(&lt.to_le_bytes());
             seed.extend_from_slice(&extra.to_le_bytes());
@@ -172,6 +179,7 @@ fn rel(index: usize, target: usize) -> Option<u8> {
 
 /// The first number in an operand: `#0x800`, `[12]`, `M[3]`, `4*([14]&0xf)`, `#-1`, `[x + 14]`.
 fn first_number(s: &str) -> Option<u32> {
+    let s = s.strip_prefix("4*(").unwrap_or(s);
     let start = s.find(|c: char| c.is_ascii_digit() || c == '-')?;
     let t = &s[start..];
     if let Some(hex) = t.strip_prefix("0x") {

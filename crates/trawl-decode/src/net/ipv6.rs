@@ -4,7 +4,9 @@
 
 use super::proto;
 use crate::bytes::{array, be16, be32, clamp, u8_at};
-use crate::decoded::{Decoded, Fragment, Ipv6, Ipv6Ext, Layer, MAX_IPV6_EXT_HEADERS, Net, StopReason};
+use crate::decoded::{
+    Decoded, Fragment, Ipv6, Ipv6Ext, Layer, MAX_IPV6_EXT_HEADERS, Net, StopReason,
+};
 
 pub(crate) const HEADER_LEN: usize = 40;
 
@@ -58,18 +60,18 @@ pub(crate) fn decode<'a>(d: &mut Decoded<'a>, off: usize) -> Option<(u8, usize, 
         header: clamp(data, off, off + HEADER_LEN),
     };
     let mut chain = ExtChain::new(data, off + HEADER_LEN, next_header);
-    while let Some(ext) = chain.next() {
+    for ext in chain.by_ref() {
         if usize::from(ip.ext_count) < MAX_IPV6_EXT_HEADERS {
             ip.ext_headers[usize::from(ip.ext_count)] = ext;
         }
         ip.ext_count += 1;
         if ext.kind == proto::FRAGMENT {
-            let offlg = be16(data, ext.offset + 2).unwrap_or(0);
+            let offlg = be16(data, ext.offset as usize + 2).unwrap_or(0);
             ip.fragment = Some(Fragment {
                 offset: u32::from(offlg & 0xfff8),
                 more_fragments: offlg & 1 != 0,
                 dont_fragment: false,
-                id: be32(data, ext.offset + 4).unwrap_or(0),
+                id: be32(data, ext.offset as usize + 4).unwrap_or(0),
             });
         }
     }
@@ -91,8 +93,8 @@ pub(crate) fn decode<'a>(d: &mut Decoded<'a>, off: usize) -> Option<(u8, usize, 
     }
 }
 
-/// Most extension headers walked: a packet can chain them as long as it likes.
-pub const MAX_EXT_WALK: usize = 64;
+/// Most extension headers walked (each is at least 8 bytes, so a 64 KiB packet holds fewer).
+pub const MAX_EXT_WALK: usize = 8192;
 
 /// Walks an IPv6 extension-header chain. Each call to [`ExtChain::next`] yields one complete
 /// extension header; when it returns `None`, `next_header`/`pos` are the upper-layer protocol
@@ -110,7 +112,14 @@ pub struct ExtChain<'a> {
 
 impl<'a> ExtChain<'a> {
     pub fn new(data: &'a [u8], pos: usize, next_header: u8) -> Self {
-        ExtChain { data, next_header, pos, end: None, walked: 0, done: false }
+        ExtChain {
+            data,
+            next_header,
+            pos,
+            end: None,
+            walked: 0,
+            done: false,
+        }
     }
 }
 
@@ -133,7 +142,9 @@ impl Iterator for ExtChain<'_> {
             _ => return self.finish(None),
         };
         if self.walked >= MAX_EXT_WALK {
-            return self.finish(Some(StopReason::Malformed("too many IPv6 extension headers")));
+            return self.finish(Some(StopReason::Malformed(
+                "too many IPv6 extension headers",
+            )));
         }
         let (Some(ext_len), Some(next)) = (ext_len, u8_at(data, cur)) else {
             return self.finish(Some(StopReason::Truncated));
@@ -149,7 +160,11 @@ impl Iterator for ExtChain<'_> {
             self.end = Some(StopReason::Fragment);
             self.done = true;
         }
-        Some(Ipv6Ext { kind: nh, offset: cur, len: ext_len })
+        Some(Ipv6Ext {
+            kind: nh,
+            offset: cur as u32,
+            len: ext_len as u32,
+        })
     }
 }
 

@@ -379,7 +379,15 @@ fn icmp6_body(p: &mut Printer<'_, '_>, m: &[u8], t: u8, code: u8, length: u32) -
             if length == 24 {
                 p.s(" v1");
             } else if length >= 28 {
-                p.s(" v2");
+                p.s(" v2 [gaddr ");
+                fmt::push_ipv6(p.out, &array::<16>(m, 8)?);
+                let nsrcs = be16(m, 26)?;
+                if nsrcs > 0 {
+                    p.s(", ");
+                    p.u(nsrcs.into());
+                    p.s(" source(s)");
+                }
+                p.s("]");
             } else {
                 p.s(" unknown-version (len ");
                 p.u(length);

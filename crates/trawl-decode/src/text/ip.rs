@@ -107,16 +107,14 @@ fn ipv4(p: &mut Printer<'_, '_>, ip: &Ipv4<'_>) {
         p.u(total - left);
         p.s(" bytes missing! ");
     }
-    let len = if total < hlen {
-        if total != 0 {
-            p.s("bad-len ");
-            p.u(total);
-            return;
-        }
-        left // total length 0: TCP segmentation offload, use what the wire has
-    } else {
-        total
-    };
+    // Debian's tcpdump is built without GUESS_TSO: a total length of 0 (left by TCP
+    // segmentation offload) is reported as bad like any other too-small length.
+    if total < hlen {
+        p.s("bad-len ");
+        p.u(total);
+        return;
+    }
+    let len = total;
     let ctx = IpCtx {
         v6: false,
         src: widen(ip.src),
@@ -180,13 +178,14 @@ fn ipv6(p: &mut Printer<'_, '_>, ip: &Ipv6<'_>) {
     len -= 40;
     let mut chain = crate::net::ipv6::ExtChain::new(d.data, ip.offset + 40, ip.next_header);
     for ext in chain.by_ref() {
+        let (ext_offset, ext_len) = (ext.offset as usize, ext.len as usize);
         match ext.kind {
             proto::HOPOPTS => p.s("HBH "),
             proto::DSTOPTS => p.s("DSTOPT "),
-            proto::ROUTING => routing(p, ext.offset),
+            proto::ROUTING => routing(p, ext_offset),
             proto::FRAGMENT => {
-                let offlg = be16(d.data, ext.offset + 2).unwrap_or(0);
-                let consumed = (ext.offset - ip.offset) as u32;
+                let offlg = be16(d.data, ext_offset + 2).unwrap_or(0);
+                let consumed = (ext_offset - ip.offset) as u32;
                 let remaining = (40 + u32::from(ip.payload_len))
                     .wrapping_sub(consumed)
                     .wrapping_sub(8);
@@ -201,11 +200,11 @@ fn ipv6(p: &mut Printer<'_, '_>, ip: &Ipv6<'_>) {
                 p.s(" ");
             }
             proto::AH => {
-                ah(p, ext.offset, ext.len);
+                ah(p, ext_offset, ext_len);
             }
             _ => {}
         }
-        len = len.saturating_sub(ext.len as u32);
+        len = len.saturating_sub(ext.len);
     }
     match chain.end {
         Some(StopReason::Encrypted) => esp(p, chain.pos, len),
@@ -332,20 +331,43 @@ pub(crate) fn demux(p: &mut Printer<'_, '_>, ctx: &IpCtx, protocol: u8, off: usi
 
 fn print_arp(p: &mut Printer<'_, '_>, arp: &Arp<'_>) {
     let d = p.d;
-    p.s("ARP, ");
-    let ethernet_ipv4 =
-        arp.protocol_type == 0x0800 && arp.protocol_len == 4 && arp.hardware_len == 6;
-    if !ethernet_ipv4 || d.stop.reason == StopReason::Truncated {
-        if arp.protocol_type != 0x0800 || arp.protocol_len != 4 || arp.hardware_len == 0 {
-            p.s("Hardware type ");
-            p.u(arp.hardware_type.into());
-            p.s(", Protocol type 0x");
-            fmt::push_hex_padded(p.out, arp.protocol_type.into(), 4);
-            p.s(", ");
-        }
-    }
     if d.stop.reason == StopReason::Truncated {
         p.trunc("arp");
+        return;
+    }
+    if arp.hardware_type == 19 {
+        return atm_arp(p, arp.offset);
+    }
+    p.s("ARP, ");
+    let ip_like =
+        (arp.protocol_type == 0x0800 || arp.protocol_type == 0x1000) && arp.protocol_len == 4;
+    if !ip_like || arp.hardware_len == 0 {
+        match arp.hardware_type {
+            1 => p.s("Ethernet"),
+            6 => p.s("TokenRing"),
+            15 => p.s("FrameRelay"),
+            19 => p.s("ATM"),
+            _ => {
+                p.s("Unknown Hardware (");
+                p.u(arp.hardware_type.into());
+                p.s(")");
+            }
+        }
+        p.s(" (len ");
+        p.u(arp.hardware_len.into());
+        p.s("), ");
+        match super::link::ethertype_known_name(arp.protocol_type) {
+            Some(n) => p.s(n),
+            None => {
+                p.s("Unknown Protocol (0x");
+                fmt::push_hex_padded(p.out, arp.protocol_type.into(), 4);
+                p.s(")");
+            }
+        }
+        p.s(" (len ");
+        p.u(arp.protocol_len.into());
+        p.s("), length ");
+        p.u(wire_left(d.wire_len, arp.offset));
         return;
     }
     let op = arp.operation;
@@ -361,6 +383,8 @@ fn print_arp(p: &mut Printer<'_, '_>, arp: &Arp<'_>) {
             p.s("Unknown (");
             p.u(op.into());
             p.s(") ");
+            fmt::push_hexdump(p.out, crate::bytes::clamp(d.data, arp.offset, d.data.len()));
+            return;
         }
     }
     let proto_addr = |p: &mut Printer<'_, '_>, a: &[u8]| {
@@ -410,4 +434,19 @@ fn print_arp(p: &mut Printer<'_, '_>, arp: &Arp<'_>) {
     }
     p.s(", length ");
     p.u(wire_left(d.wire_len, arp.offset));
+}
+
+/// ATM ARP (RFC 2225, hardware type 19) lays its addresses out differently; tcpdump decodes it
+/// with its own printer. Here only its length check is reproduced, then a short summary.
+fn atm_arp(p: &mut Printer<'_, '_>, off: usize) {
+    let d = p.d.data;
+    let l = |i: usize| usize::from(u8_at(d, off + i).unwrap_or(0) & 0x3f);
+    let tpa = off + 12 + l(4) + l(5) + l(8) + l(9) + l(10);
+    if d.len() < tpa + l(11) || d.len() < off + 12 {
+        return p.trunc("arp");
+    }
+    p.s("ARP, ATM (RFC 2225), op ");
+    p.u(be16(d, off + 6).unwrap_or(0).into());
+    p.s(", length ");
+    p.u(wire_left(p.d.wire_len, off));
 }

@@ -24,8 +24,8 @@ pub(crate) fn print(p: &mut Printer<'_, '_>) {
         p.trunc(name);
         return;
     }
-    if link.kind == LinkKind::LinuxSll2 {
-        if let Some(sll) = link.sll {
+    if let (LinkKind::LinuxSll2, Some(sll)) = (link.kind, link.sll) {
+        {
             // tcpdump prints the interface name from if_indextoname() on the reading host, which
             // a pure decoder cannot know; "?" is what it prints for an unknown index.
             p.s("?     ");
@@ -211,7 +211,11 @@ fn unsupported(p: &mut Printer<'_, '_>) {
 
 /// Names tcpdump gives ethertypes in "ethertype NAME (0x….)".
 pub(crate) fn ethertype_name(t: u16) -> &'static str {
-    match t {
+    ethertype_known_name(t).unwrap_or("Unknown")
+}
+
+pub(crate) fn ethertype_known_name(t: u16) -> Option<&'static str> {
+    Some(match t {
         ethertype::IPV4 => "IPv4",
         ethertype::ARP => "ARP",
         ethertype::IPV6 => "IPv6",
@@ -242,7 +246,6 @@ pub(crate) fn ethertype_name(t: u16) -> &'static str {
         0x8906 => "FCoE",
         0x8914 => "FIP",
         0x22f3 => "TRILL",
-        0x88b5 | 0x88b6 => "Unknown",
-        _ => "Unknown",
-    }
+        _ => return None,
+    })
 }

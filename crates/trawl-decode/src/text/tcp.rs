@@ -350,7 +350,7 @@ fn options(
             }
             5 => {
                 datalen = len - 2;
-                if datalen % 8 != 0 {
+                if !datalen.is_multiple_of(8) {
                     p.s(" invalid sack");
                 } else {
                     p.s(" ");

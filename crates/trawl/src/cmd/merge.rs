@@ -30,7 +30,7 @@ Examples:
   trawl merge --dedup --dedup-window 20ms -f 'host 10.1.1.1' -o h.pcapng a.pcap b.pcap c.pcap
 
 Each input keeps its own interfaces in the output (pcapng), so tools still tell the sources apart.
-Packets with the same time are taken from the earlier-named file first, as mergecap does.
+Packets with the same time are taken from the later-named file first, as mergecap does.
 Within one input, packets stay in file order.")]
 pub struct Args {
     /// Output file (`-` for standard output). Format: pcap if it ends in .pcap, else pcapng.
@@ -118,7 +118,8 @@ fn prime(
     match input.advance() {
         Ok(true) => {
             let ts = input.reader.current().expect("current").ts;
-            order.push(ts.as_nanos(), n as u64, n);
+            // On equal times mergecap takes the later-named file first; so do we, for equal output.
+            order.push(ts.as_nanos(), u64::MAX - n as u64, n);
         }
         Ok(false) => {}
         Err(e) if super::cat::is_truncation(&e) => warnings.push(e),

@@ -61,6 +61,8 @@ pub fn run_ok(args: &[&str]) -> (String, String) {
 #[derive(Default, Debug)]
 pub struct Frames {
     pub rows: Vec<String>,
+    /// Time, lengths, MD5 and link type only: what a pcap file can carry.
+    pub packets: Vec<String>,
     /// tshark reported an error (e.g. a file cut short) after these rows.
     pub failed: bool,
 }
@@ -89,14 +91,31 @@ pub fn frames(path: &Path) -> Frames {
         .args(["-e", "frame.encap_type"])
         .output()
         .expect("tshark (install it: scripts/deps.sh)");
-    let rows = String::from_utf8_lossy(&out.stdout)
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let packets = stdout
+        .lines()
+        .filter(|l| !l.ends_with('\t'))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            [f[0], f[1], f[2], f[3], f[6]].join(" ")
+        })
+        .collect();
+    let rows = stdout
         .lines()
         // pcapng custom blocks are listed as records with no encapsulation: not packets.
         .filter(|l| !l.ends_with('\t'))
-        .map(|l| l.replace('\t', " "))
+        .map(|l| {
+            // A file without interface names shows "unknown" or, after mergecap, "-".
+            let f: Vec<&str> = l
+                .split('\t')
+                .map(|x| if x == "unknown" || x == "-" { "" } else { x })
+                .collect();
+            f.join(" ")
+        })
         .collect();
     Frames {
         rows,
+        packets,
         failed: !out.status.success(),
     }
 }
