@@ -57,6 +57,7 @@ for t in "${targets[@]}"; do
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -max_len="$(max_len "$t")" \
         -print_final_stats=1 >"$log" 2>&1
     rc=$?
+    grep -E "#[0-9]+\s+DONE" "$log" | sed "s/^/   /"
     grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|stat::peak_rss_mb):' "$log" | sed 's/^/   /'
     echo "   corpus: $(ls "fuzz/corpus/$t" | wc -l) files"
     if [ $rc -ne 0 ]; then

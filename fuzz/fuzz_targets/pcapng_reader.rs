@@ -13,8 +13,10 @@ use libfuzzer_sys::fuzz_target;
 use trawl_pcap::{CaptureReader, Format, Interface, PcapngWriter, Timestamp, opt};
 
 /// Whether a time read with this resolution must come back exactly. `PcapngWriter` turns a time
-/// back into units rounding down, so with a resolution that does not divide 10^9 (binary
-/// fractions, picoseconds) a time can come back a nanosecond early: see fuzz/README.md.
+/// back into units rounding down (`Timestamp::to_units`), while the reader had already rounded
+/// the units down to nanoseconds: with a resolution that does not divide 10^9 (binary fractions
+/// such as `if_tsresol` 0x8a, or picoseconds) a time comes back up to one unit early. Known and
+/// reported (fuzz/README.md); once the writer rounds up, drop this and compare exactly.
 fn exact(units_per_sec: u64) -> bool {
     units_per_sec <= 1_000_000_000 && 1_000_000_000 % units_per_sec == 0
 }
@@ -138,10 +140,11 @@ fuzz_target!(|data: &[u8]| {
         if exact(units) {
             assert_eq!(a.ts, b.ts, "packet {i}: timestamp ({units} units/s)");
         } else {
-            // Never later, and at most a nanosecond earlier.
+            // Never later, and at most one unit earlier.
             let (x, y) = (nanos(a.ts), nanos(b.ts));
+            let unit = 1_000_000_000u128.div_ceil(units as u128);
             assert!(
-                y <= x && x - y <= 1,
+                y <= x && x - y <= unit,
                 "packet {i}: timestamp {:?} came back as {:?} ({units} units/s)",
                 a.ts,
                 b.ts

@@ -71,7 +71,9 @@ def tshark_read(path):
             continue  # a pcapng custom block, which tshark lists as a record: not a packet
         sign = -1 if t.startswith('-') else 1
         secs, _, frac = t.lstrip('-').partition('.')
-        ns = sign * (int(secs or 0) * 10**9 + int((frac + '000000000')[:9]))
+        # tshark prints a fraction beyond a second (fuzzed files) with more than 9 digits.
+        frac_ns = int(frac) if len(frac) > 9 else int((frac + '000000000')[:9])
+        ns = sign * (int(secs or 0) * 10**9 + frac_ns)
         lines.append(line(ns, int(cap), int(wire), md5))
     msg = ' '.join(l for l in p.stderr.splitlines() if 'Running as user' not in l).strip()
     return ('ok' if p.returncode == 0 else 'err'), lines, msg

@@ -15,6 +15,17 @@ pub(crate) const FILE_HEADER_LEN: usize = 24;
 /// and reserved bits that readers ignore.
 const LINKTYPE_MASK: u32 = 0x0000_ffff;
 
+/// The largest captured length a pcap record may have: 262 144 bytes, as libpcap and Wireshark
+/// allow, except for link types whose records are larger by nature.
+fn max_caplen(link_type: u32) -> u32 {
+    match link_type {
+        231 => MAX_PACKET,  // D-Bus messages
+        249 => 1 << 20,     // USBPcap
+        279 => 8 << 20,     // EBHSCR
+        _ => 262_144,
+    }
+}
+
 pub(crate) fn detect(magic: &[u8]) -> Option<Format> {
     let m: [u8; 4] = magic.try_into().ok()?;
     for big_endian in [false, true] {
@@ -111,26 +122,29 @@ impl<R: Read> CaptureReader<R> {
             big_endian,
         };
         let (secs, frac, caplen, orig_len) = (f.u32(0), f.u32(4), f.u32(8), f.u32(12));
-        if caplen > MAX_PACKET {
+        let max = max_caplen(self.interfaces[0].link_type);
+        if caplen > max {
             return Err(Error::corrupt(
                 offset + 8,
                 "packet record",
-                format!("captured length {caplen} is larger than the limit of {MAX_PACKET} bytes"),
+                format!("captured length {caplen} is larger than the maximum of {max} bytes"),
             ));
         }
         let total = hdr_len + caplen as usize;
         self.need(total, "a packet record")?;
         self.input.consume(total);
-        let ts = if nanos {
-            Timestamp::from_units(secs as u64 * 1_000_000_000 + frac as u64, 1_000_000_000)
-        } else {
-            Timestamp::from_units(secs as u64 * 1_000_000 + frac as u64, 1_000_000)
+        // Like libpcap, keep no more of a record than the file's snapshot length (a snaplen of
+        // 0 or beyond the maximum means the maximum).
+        let snaplen = match self.interfaces[0].snaplen {
+            0 => max,
+            s => s.min(max),
         };
+        let kept = caplen.min(snaplen);
         Ok(Some(RecordLoc {
             interface: 0,
             ts,
             orig_len,
-            caplen: caplen as usize,
+            caplen: kept as usize,
             data_back: caplen as usize,
             opts_back: 0,
             opts_len: 0,

@@ -51,9 +51,12 @@ fn read_with_trawl(path: &Path) -> Outcome {
     let result = (|| {
         let mut r = CaptureReader::open(path)?;
         while let Some(p) = r.next_packet()? {
+            // As make_golden.py: nanoseconds since the epoch modulo 2^32 seconds.
+            let ns = (p.ts.secs as u128 * 1_000_000_000 + p.ts.nanos as u128)
+                % ((1u128 << 32) * 1_000_000_000);
             let line = format!(
                 "{} {} {} {}\n",
-                p.ts,
+                ns,
                 p.data.len(),
                 p.orig_len,
                 hex(&Md5::digest(p.data))
