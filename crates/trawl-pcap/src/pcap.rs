@@ -140,6 +140,11 @@ impl<R: Read> CaptureReader<R> {
             s => s.min(max),
         };
         let kept = caplen.min(snaplen);
+        let ts = if nanos {
+            Timestamp::from_units(secs as u64 * 1_000_000_000 + frac as u64, 1_000_000_000)
+        } else {
+            Timestamp::from_units(secs as u64 * 1_000_000 + frac as u64, 1_000_000)
+        };
         Ok(Some(RecordLoc {
             interface: 0,
             ts,
