@@ -53,10 +53,12 @@ impl Timestamp {
         Timestamp { secs, nanos }
     }
 
-    /// The time in `units` per second (rounded down), or `None` if it does not fit in 64 bits.
+    /// The time in `units` per second, or `None` if it does not fit in 64 bits. The fraction is
+    /// rounded up, so that for any resolution up to nanoseconds a time read with
+    /// [`from_units`](Self::from_units) (which rounds down) comes back to the same count.
     pub fn to_units(self, units_per_sec: u64) -> Option<u64> {
-        let v = self.secs as u128 * units_per_sec as u128
-            + self.nanos as u128 * units_per_sec as u128 / 1_000_000_000;
+        let frac = (self.nanos as u128 * units_per_sec as u128).div_ceil(1_000_000_000);
+        let v = self.secs as u128 * units_per_sec as u128 + frac;
         u64::try_from(v).ok()
     }
 
@@ -71,6 +73,21 @@ impl Timestamp {
         Timestamp {
             secs: ns / 1_000_000_000,
             nanos: (ns % 1_000_000_000) as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timestamp;
+
+    #[test]
+    fn units_round_trip_for_any_resolution_up_to_nanoseconds() {
+        for units in [1, 10, 1_000, 1_024, 1 << 20, 1 << 29, 1_000_000, 1_000_000_000] {
+            for raw in [0u64, 1, 2, 3, 999, 123_456_789, u32::MAX as u64 * 3 + 7] {
+                let t = Timestamp::from_units(raw, units);
+                assert_eq!(t.to_units(units), Some(raw), "{raw} at {units}/s");
+            }
         }
     }
 }

@@ -53,6 +53,19 @@ pub(crate) fn units_per_sec(tsresol: u8) -> Option<u64> {
     }
 }
 
+/// The `if_tsresol` value for a count of units per second: `n` for 10^n, `0x80 | n` for 2^n, and
+/// for anything else the power of ten at least as fine.
+pub(crate) fn tsresol_for(units_per_sec: u64) -> u8 {
+    if units_per_sec.is_power_of_two() && units_per_sec > 1 {
+        return 0x80 | units_per_sec.trailing_zeros() as u8;
+    }
+    let mut n = 0u8;
+    while 10u64.checked_pow(n as u32).is_some_and(|p| p < units_per_sec) {
+        n += 1;
+    }
+    n
+}
+
 impl<R: Read> CaptureReader<R> {
     /// Reads the section header block that must open the file.
     pub(crate) fn read_first_section(&mut self) -> Result<(), Error> {

@@ -52,13 +52,13 @@ pub struct Interface {
 }
 
 impl Interface {
-    /// A plain interface counting time in `units_per_sec` (a power of ten; `if_tsresol` is set
-    /// when it is not microseconds) and no other options.
+    /// A plain interface counting time in `units_per_sec` (`if_tsresol` is set when it is not
+    /// microseconds: a power of ten or of two, else the nearest finer power of ten) and no other
+    /// options.
     pub fn new(link_type: u32, snaplen: u32, units_per_sec: u64) -> Self {
         let mut options = OwnedOptions::new();
         if units_per_sec != 1_000_000 {
-            let digits = units_per_sec.checked_ilog10().unwrap_or(0) as u8;
-            options.push(crate::opt::IF_TSRESOL, &[digits]);
+            options.push(crate::opt::IF_TSRESOL, &[crate::pcapng::tsresol_for(units_per_sec)]);
         }
         Interface {
             link_type,
