@@ -12,13 +12,12 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 use trawl_pcap::{CaptureReader, Format, Interface, PcapngWriter, Timestamp, opt};
 
-/// Whether a time read with this resolution must come back exactly. `PcapngWriter` turns a time
-/// back into units rounding down (`Timestamp::to_units`), while the reader had already rounded
-/// the units down to nanoseconds: with a resolution that does not divide 10^9 (binary fractions
-/// such as `if_tsresol` 0x8a, or picoseconds) a time comes back up to one unit early. Known and
-/// reported (fuzz/README.md); once the writer rounds up, drop this and compare exactly.
+/// Whether a time read with this resolution must come back exactly: the reader rounds units down
+/// to nanoseconds and the writer rounds back up, which is exact for any resolution up to 1 ns;
+/// finer ones lose what nanoseconds cannot hold.
 fn exact(units_per_sec: u64) -> bool {
-    units_per_sec <= 1_000_000_000 && 1_000_000_000 % units_per_sec == 0
+    // The writer rounds up what the reader rounded down: exact at any resolution up to 1 ns.
+    units_per_sec <= 1_000_000_000
 }
 
 fn nanos(ts: Timestamp) -> u128 {
