@@ -136,6 +136,30 @@ pub fn compile_for_capture(
         })
 }
 
+/// Compiles a filter expression for packets of `link_type` exactly as `tcpdump -r` does for a
+/// capture of that link type (see [`compile_for_capture`]), without needing the file: libpcap
+/// opens an in-memory capture header instead. This is the form for offline filtering of files and
+/// stored captures; [`compile`] (a dead handle) is the form for live Linux sockets.
+pub fn compile_offline(
+    expr: &str,
+    link_type: u32,
+    snaplen: u32,
+    optimize: bool,
+) -> Result<Program, CompileError> {
+    let c_expr = CString::new(expr).map_err(|e| CompileError::NulByte {
+        expr: expr.to_owned(),
+        offset: e.nul_position(),
+    })?;
+    // The header holds the file's LINKTYPE value; libpcap maps it to its DLT itself.
+    ffi::compile_as_savefile(link_type, snaplen, &c_expr, optimize)
+        .map(Program::new)
+        .map_err(|message| CompileError::Libpcap {
+            expr: expr.to_owned(),
+            link_type,
+            message,
+        })
+}
+
 /// `LINKTYPE_*` values (in files) whose `DLT_*` value (in libpcap's API) differs on Linux.
 /// All other link types use the same number for both.
 const LINKTYPE_DLT: [(u32, u32); 5] = [

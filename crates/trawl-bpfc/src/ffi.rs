@@ -7,7 +7,7 @@
 //! libpcap's non-reentrant parts (the filter compiler, `bpf_image`'s static buffer) hold
 //! [`LIBPCAP_LOCK`].
 
-use std::ffi::{CStr, c_char, c_int, c_long, c_uint};
+use std::ffi::{CStr, c_char, c_int, c_long, c_uint, c_void};
 use std::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard};
 
@@ -98,6 +98,9 @@ mod sys {
         pub fn pcap_snapshot(p: *mut Pcap) -> c_int;
         pub fn pcap_datalink_name_to_val(name: *const c_char) -> c_int;
         pub fn bpf_image(insn: *const BpfInsn, n: c_int) -> *mut c_char;
+        pub fn pcap_fopen_offline(fp: *mut c_void, errbuf: *mut c_char) -> *mut Pcap;
+        // From the C library: a read-only FILE over a memory buffer.
+        pub fn fmemopen(buf: *mut c_void, size: usize, mode: *const c_char) -> *mut c_void;
     }
 }
 
@@ -150,6 +153,48 @@ pub(crate) fn compile_for_file(
     let reader = OfflineReader::open(path)?;
     let _guard = lock();
     compile_on(&reader.handle, expr, optimize)
+}
+
+/// Compiles as `tcpdump -r` would for a capture of `dlt` and `snaplen`: on a savefile handle,
+/// opened over an in-memory pcap file header (no packets), rather than a dead handle.
+pub(crate) fn compile_as_savefile(
+    dlt: u32,
+    snaplen: u32,
+    expr: &CStr,
+    optimize: bool,
+) -> Result<Vec<Insn>, String> {
+    let mut header = [0u8; 24];
+    header[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
+    header[4..6].copy_from_slice(&2u16.to_ne_bytes());
+    header[6..8].copy_from_slice(&4u16.to_ne_bytes());
+    header[16..20].copy_from_slice(&snaplen.to_ne_bytes());
+    header[20..24].copy_from_slice(&dlt.to_ne_bytes());
+    let mut errbuf = [0 as c_char; sys::PCAP_ERRBUF_SIZE];
+    let _guard = lock();
+    // SAFETY: `header` outlives the FILE and the handle (both are closed by pcap_close when
+    // `handle` drops at the end of this function, before `header`); the mode string is
+    // NUL-terminated; errbuf has PCAP_ERRBUF_SIZE bytes.
+    let handle = unsafe {
+        let fp = sys::fmemopen(header.as_mut_ptr().cast(), header.len(), c"r".as_ptr());
+        if fp.is_null() {
+            return Err("fmemopen failed".into());
+        }
+        let raw = sys::pcap_fopen_offline(fp, errbuf.as_mut_ptr());
+        match NonNull::new(raw) {
+            Some(h) => Handle(h),
+            None => {
+                // pcap_fopen_offline leaves the FILE open on failure; it is a memory stream
+                // with nothing to flush, and leaking it is the safe choice here.
+                let bytes: Vec<u8> = errbuf
+                    .iter()
+                    .take_while(|&&c| c != 0)
+                    .map(|&c| c as u8)
+                    .collect();
+                return Err(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+    };
+    compile_on(&handle, expr, optimize)
 }
 
 /// `pcap_compile` on an open handle; the caller holds LIBPCAP_LOCK.

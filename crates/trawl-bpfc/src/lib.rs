@@ -16,7 +16,9 @@ mod compile;
 mod ffi;
 mod oracle;
 
-pub use compile::{CompileError, compile, compile_for_capture, linktype_from_name};
+pub use compile::{
+    CompileError, compile, compile_for_capture, compile_offline, linktype_from_name,
+};
 pub use oracle::{
     LibpcapCapture, LibpcapPacket, OracleError, libpcap_filter, libpcap_listing,
     libpcap_listing_line, read_with_libpcap, read_with_libpcap_lenient,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use trawl_bpf::Program;
-use trawl_bpfc::{LibpcapPacket, compile, compile_for_capture, read_with_libpcap};
+use trawl_bpfc::{LibpcapPacket, compile, compile_for_capture, compile_offline, read_with_libpcap};
 
 /// Cases where libpcap compiles differently on a dead handle than on the file's handle.
 /// `ip6` on DLT_NULL: a dead handle tests Linux's AF_INET6 (10), a file handle the BSD/macOS
@@ -164,6 +164,14 @@ fn expressions_select_the_packets_tcpdump_selects() {
                 continue;
             }
         };
+        // What trawl's offline tools use: the savefile form, from the link type alone.
+        let offline_program = match compile_offline(&case.expr, link_type, 262_144, true) {
+            Ok(program) => program,
+            Err(e) => {
+                failures.push(format!("{where_}: {e}"));
+                continue;
+            }
+        };
         let accepted = |program: &Program| -> Vec<&LibpcapPacket> {
             packets
                 .iter()
@@ -172,6 +180,11 @@ fn expressions_select_the_packets_tcpdump_selects() {
         };
         let ours = accepted(&file_program);
         let ours_dead = accepted(&dead_program);
+        if accepted(&offline_program) != ours {
+            failures.push(format!(
+                "{where_}: compile_offline and compile_for_capture disagree"
+            ));
+        }
         let out = scratch.path().join(format!("{}.pcap", case.name));
         let theirs = match tcpdump_selects(&tcpdump, &capture_path, &case.expr, &out) {
             Ok(theirs) => theirs,

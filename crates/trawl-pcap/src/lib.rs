@@ -83,7 +83,16 @@ mod tests {
 
     #[test]
     fn units_round_trip_for_any_resolution_up_to_nanoseconds() {
-        for units in [1, 10, 1_000, 1_024, 1 << 20, 1 << 29, 1_000_000, 1_000_000_000] {
+        for units in [
+            1,
+            10,
+            1_000,
+            1_024,
+            1 << 20,
+            1 << 29,
+            1_000_000,
+            1_000_000_000,
+        ] {
             for raw in [0u64, 1, 2, 3, 999, 123_456_789, u32::MAX as u64 * 3 + 7] {
                 let t = Timestamp::from_units(raw, units);
                 assert_eq!(t.to_units(units), Some(raw), "{raw} at {units}/s");

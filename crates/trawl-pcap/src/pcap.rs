@@ -19,9 +19,9 @@ const LINKTYPE_MASK: u32 = 0x0000_ffff;
 /// allow, except for link types whose records are larger by nature.
 fn max_caplen(link_type: u32) -> u32 {
     match link_type {
-        231 => MAX_PACKET,  // D-Bus messages
-        249 => 1 << 20,     // USBPcap
-        279 => 8 << 20,     // EBHSCR
+        231 => MAX_PACKET, // D-Bus messages
+        249 => 1 << 20,    // USBPcap
+        279 => 8 << 20,    // EBHSCR
         _ => 262_144,
     }
 }

@@ -60,7 +60,10 @@ pub(crate) fn tsresol_for(units_per_sec: u64) -> u8 {
         return 0x80 | units_per_sec.trailing_zeros() as u8;
     }
     let mut n = 0u8;
-    while 10u64.checked_pow(n as u32).is_some_and(|p| p < units_per_sec) {
+    while 10u64
+        .checked_pow(n as u32)
+        .is_some_and(|p| p < units_per_sec)
+    {
         n += 1;
     }
     n

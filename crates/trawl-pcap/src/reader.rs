@@ -58,7 +58,10 @@ impl Interface {
     pub fn new(link_type: u32, snaplen: u32, units_per_sec: u64) -> Self {
         let mut options = OwnedOptions::new();
         if units_per_sec != 1_000_000 {
-            options.push(crate::opt::IF_TSRESOL, &[crate::pcapng::tsresol_for(units_per_sec)]);
+            options.push(
+                crate::opt::IF_TSRESOL,
+                &[crate::pcapng::tsresol_for(units_per_sec)],
+            );
         }
         Interface {
             link_type,

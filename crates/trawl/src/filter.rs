@@ -1,4 +1,5 @@
-//! A tcpdump filter expression, compiled by libpcap once per link type and run by trawl's own
+//! A tcpdump filter expression, compiled by libpcap once per link type (as `tcpdump -r` compiles it
+//! for a file of that link type: `compile_offline`) and run by trawl's own
 //! BPF interpreter on each packet.
 
 use std::collections::HashMap;
@@ -31,14 +32,15 @@ impl Filter {
 
     fn program(&mut self, link_type: u32) -> Result<&Program> {
         if !self.programs.contains_key(&link_type) {
-            let p = trawl_bpfc::compile(&self.expr, link_type, SNAPLEN, true).map_err(|e| {
-                anyhow!(
-                    "bad filter: {} (filter '{}', link type {})",
-                    e.message(),
-                    self.expr,
-                    trawl_decode::linktype::name(link_type).unwrap_or("unknown")
-                )
-            })?;
+            let p =
+                trawl_bpfc::compile_offline(&self.expr, link_type, SNAPLEN, true).map_err(|e| {
+                    anyhow!(
+                        "bad filter: {} (filter '{}', link type {})",
+                        e.message(),
+                        self.expr,
+                        trawl_decode::linktype::name(link_type).unwrap_or("unknown")
+                    )
+                })?;
             // No `validate` here: libpcap emits backward jumps for `protochain`, which a kernel
             // refuses but the interpreter runs (with a bound), and `run` is total on any program.
             self.programs.insert(link_type, p);

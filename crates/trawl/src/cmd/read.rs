@@ -17,7 +17,7 @@ Examples:
       one line per packet: time, addresses and ports, protocol, TCP flags, seq/ack/win, length
   trawl read -f 'tcp port 443 and host 192.0.2.7' capture.pcapng
       only the packets that pass a tcpdump filter expression
-  trawl read --json capture.pcap | jq 'select(.transport.tcp.flags == \"S\")'
+  trawl read --json capture.pcap | jq 'select(.transport.proto == \"tcp\" and .transport.flags == 2)'
       one JSON object per packet with the decoded fields
   trawl read -c 20 --nano big.pcapng.gz
       the first 20 packets, with nanosecond times
