@@ -22,7 +22,8 @@ Examples:
   trawl cat -o day.pcapng 09h.pcap 10h.pcap 11h.pcap
   trawl demo                                        a tour on a generated capture
 
-Every command reads pcap and pcapng (also gzip-compressed) and takes tcpdump filter expressions.
+Every command reads pcap, pcapng and snoop (also gzip- or zstd-compressed) and takes tcpdump
+filter expressions.
 `trawl COMMAND --help` shows each command's options and examples."
 )]
 struct Cli {

@@ -32,7 +32,7 @@ pub struct Args {
     /// Keep only packets that pass this tcpdump filter expression.
     #[arg(short, long, value_name = "EXPR")]
     pub filter: Option<String>,
-    /// Capture files (pcap or pcapng, optionally gzip-compressed).
+    /// Capture files (pcap, pcapng or snoop; gzip- or zstd-compressed or not).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }

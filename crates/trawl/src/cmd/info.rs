@@ -25,7 +25,7 @@ pub struct Args {
     /// Print JSON (an array with one object per file).
     #[arg(long)]
     pub json: bool,
-    /// Capture files (pcap or pcapng, optionally gzip-compressed).
+    /// Capture files (pcap, pcapng or snoop; gzip- or zstd-compressed or not).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }

@@ -51,7 +51,7 @@ pub struct Args {
     /// The window for --dedup (ns, us, ms, s).
     #[arg(long, default_value = "5ms", value_name = "DURATION")]
     pub dedup_window: String,
-    /// Capture files (pcap or pcapng, optionally gzip-compressed).
+    /// Capture files (pcap, pcapng or snoop; gzip- or zstd-compressed or not).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }

@@ -41,7 +41,7 @@ pub struct Args {
     /// Stop after this many packets (after filtering).
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,
-    /// Capture files (pcap or pcapng, optionally gzip-compressed); read one after another.
+    /// Capture files (pcap, pcapng or snoop; gzip- or zstd-compressed or not); read one after another.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }

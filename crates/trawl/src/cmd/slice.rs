@@ -40,7 +40,7 @@ pub struct Args {
     /// End of the window (exclusive).
     #[arg(long, value_name = "TIME", value_parser = timespec::parse)]
     pub to: Option<TimeSpec>,
-    /// Capture files (pcap or pcapng, optionally gzip-compressed).
+    /// Capture files (pcap, pcapng or snoop; gzip- or zstd-compressed or not).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
