@@ -178,8 +178,46 @@ pub struct FrameRelay {
     pub cr: bool,
     /// 2, 3 or 4 bytes.
     pub address_len: u8,
+    /// The control byte after the address (0x03, UI, in RFC 2427 encapsulation), if read.
+    /// `None` also for Cisco encapsulation, where an ethertype follows the address directly.
+    pub control: Option<u8>,
+    /// A 0x00 pad byte sits between the control byte and the NLPID.
+    pub pad: bool,
     /// The NLPID of the RFC 2427 encapsulation (0xcc IPv4, 0x8e IPv6, 0x80 SNAP…), if read.
     pub nlpid: Option<u8>,
+    /// The ethertype of Cisco's Frame Relay encapsulation (2-byte address, then an ethertype).
+    pub cisco_ethertype: Option<u16>,
+}
+
+/// A Cisco SLARP message (Cisco HDLC protocol 0x8035: serial line address resolution and
+/// keepalives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Slarp {
+    /// Code 0: asks the peer for its address.
+    Request {
+        #[serde(serialize_with = "crate::json::ser_ipv4")]
+        address: [u8; 4],
+        #[serde(serialize_with = "crate::json::ser_ipv4")]
+        mask: [u8; 4],
+    },
+    /// Code 1: the sender's address and netmask.
+    Reply {
+        #[serde(serialize_with = "crate::json::ser_ipv4")]
+        address: [u8; 4],
+        #[serde(serialize_with = "crate::json::ser_ipv4")]
+        mask: [u8; 4],
+    },
+    /// Code 2: keepalive sequence numbers, and the sender's uptime when the message carries it.
+    Keepalive {
+        mine_seen: u32,
+        your_seen: u32,
+        reliability: u16,
+        /// Link uptime in milliseconds (absent in 14- to 17-byte messages).
+        uptime_ms: Option<u32>,
+    },
+    /// Any other code.
+    Other { code: u32 },
 }
 
 /// The 802.2 LLC header of an 802.3 (length-framed) Ethernet frame.
@@ -238,6 +276,8 @@ pub struct Link {
     pub ppp_protocol: Option<u16>,
     pub pppoe_session: Option<u16>,
     pub frame_relay: Option<FrameRelay>,
+    /// Cisco HDLC SLARP message (then there is no network layer).
+    pub slarp: Option<Slarp>,
     /// Offset of the network-layer header in the packet.
     pub payload_offset: usize,
 }
@@ -324,6 +364,16 @@ impl<'a> Net<'a> {
             Net::Ipv4(ip) => Some(ip.ttl),
             Net::Ipv6(ip) => Some(ip.hop_limit),
             _ => None,
+        }
+    }
+
+    /// Offset of the network-layer header (IPv4, IPv6 or ARP) in the packet.
+    pub fn offset(&self) -> Option<usize> {
+        match self {
+            Net::Ipv4(ip) => Some(ip.offset),
+            Net::Ipv6(ip) => Some(ip.offset),
+            Net::Arp(arp) => Some(arp.offset),
+            Net::None => None,
         }
     }
 

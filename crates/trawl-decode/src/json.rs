@@ -11,7 +11,9 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 use crate::app::dns::{Dns, RData};
-use crate::decoded::{Decoded, FrameRelay, Link, LinkKind, Llc, Mac, MplsLabel, Sll, VlanTag};
+use crate::decoded::{
+    Decoded, FrameRelay, Link, LinkKind, Llc, Mac, MplsLabel, Slarp, Sll, VlanTag,
+};
 use crate::text::fmt as tfmt;
 use crate::transport::tcp::{Options, TcpOption};
 
@@ -166,6 +168,8 @@ pub(crate) struct LinkJson {
     pppoe_session: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     frame_relay: Option<FrameRelay>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slarp: Option<Slarp>,
     payload_offset: usize,
 }
 
@@ -185,6 +189,7 @@ impl From<Link> for LinkJson {
             ppp_protocol: l.ppp_protocol,
             pppoe_session: l.pppoe_session,
             frame_relay: l.frame_relay,
+            slarp: l.slarp,
             payload_offset: l.payload_offset,
         }
     }

@@ -30,7 +30,7 @@ pub mod transport;
 pub use app::dns::Dns;
 pub use decoded::{
     App, Arp, Decoded, Fragment, Icmp, Ipv4, Ipv6, Ipv6Ext, Layer, Link, LinkKind, Mac, MplsLabel,
-    Net, Sll, Stop, StopReason, Tcp, Transport, Udp, VlanTag,
+    Net, Slarp, Sll, Stop, StopReason, Tcp, Transport, Udp, VlanTag,
 };
 pub use text::{TextFormatter, TextOptions, TimestampPrecision};
 
