@@ -3,8 +3,10 @@
 //! payloads it cannot decode.
 
 use super::{Printer, fmt, ip};
-use crate::decoded::{Layer, LinkKind, Net, StopReason};
-use crate::link::ethertype;
+use crate::bytes::{be16, u8_at};
+use crate::decoded::{FrameRelay, Layer, LinkKind, Net, Slarp, StopReason};
+use crate::link::{chdlc, ethertype, frelay, ppp};
+use crate::net::wire_left;
 
 pub(crate) fn print(p: &mut Printer<'_, '_>) {
     let d = p.d;
@@ -24,6 +26,9 @@ pub(crate) fn print(p: &mut Printer<'_, '_>) {
         p.trunc(name);
         return;
     }
+    if let Some(fr) = link.frame_relay {
+        frame_relay_prefix(p, &fr);
+    }
     if let (LinkKind::LinuxSll2, Some(sll)) = (link.kind, link.sll) {
         {
             // tcpdump prints the interface name from if_indextoname() on the reading host, which
@@ -42,7 +47,8 @@ pub(crate) fn print(p: &mut Printer<'_, '_>) {
         }
     }
     if let Some(session) = link.pppoe_session {
-        p.s("PPPoE [ses 0x");
+        // tcpdump prints the PPPoE code name after "PPPoE "; for session data it is empty.
+        p.s("PPPoE  [ses 0x");
         fmt::push_hex(p.out, session.into());
         p.s("] ");
     }
@@ -86,7 +92,14 @@ fn unsupported(p: &mut Printer<'_, '_>) {
     match stop.layer {
         Layer::Ipv4 | Layer::Ipv6 | Layer::Arp => return ip::print_net(p),
         Layer::Vlan => return p.trunc("vlan"),
-        Layer::Pppoe => return p.trunc("pppoe"),
+        Layer::Pppoe => {
+            return match (stop.reason, link.ppp_protocol) {
+                (StopReason::Unsupported, Some(proto)) => {
+                    ppp_protocol(p, proto, link.payload_offset)
+                }
+                _ => p.trunc("pppoe"),
+            };
+        }
         _ => {}
     }
     let rest = &d.data[link.payload_offset.min(d.data.len())..];
@@ -143,60 +156,15 @@ fn unsupported(p: &mut Printer<'_, '_>) {
             p.s("ip version ");
             p.u(d.data.first().map_or(0, |b| b >> 4).into());
         }
-        LinkKind::Ppp | LinkKind::PppHdlc | LinkKind::PppEther => {
-            match link.ppp_protocol {
-                Some(proto) => {
-                    p.s("unknown PPP protocol (0x");
-                    fmt::push_hex_padded(p.out, proto.into(), 4);
-                    p.s(")");
-                }
-                None => p.s("PPP"),
+        LinkKind::Ppp | LinkKind::PppHdlc | LinkKind::PppEther => match link.ppp_protocol {
+            Some(proto) => ppp_protocol(p, proto, link.payload_offset),
+            None => {
+                p.s("PPP, length ");
+                p.u(d.wire_len);
             }
-            p.s(", length ");
-            p.u(d.wire_len);
-        }
-        LinkKind::CiscoHdlc => {
-            p.s("CHDLC, ethertype ");
-            let t = link.ethertype.unwrap_or(0);
-            p.s(ethertype_name(t));
-            p.s(" (0x");
-            fmt::push_hex_padded(p.out, t.into(), 4);
-            p.s("), length ");
-            p.u(d.wire_len);
-        }
-        LinkKind::FrameRelay => {
-            p.s("Q.922");
-            if let Some(fr) = link.frame_relay {
-                p.s(", DLCI ");
-                p.u(fr.dlci);
-                p.s(", flags [");
-                let mut any = false;
-                for (set, name) in [
-                    (fr.cr, "Command"),
-                    (fr.fecn, "FECN"),
-                    (fr.becn, "BECN"),
-                    (fr.de, "DE"),
-                ] {
-                    if set {
-                        if any {
-                            p.s(", ");
-                        }
-                        p.s(name);
-                        any = true;
-                    }
-                }
-                if !any {
-                    p.s("none");
-                }
-                p.s("]");
-                if let Some(nlpid) = fr.nlpid {
-                    p.s(", NLPID 0x");
-                    fmt::push_hex2(p.out, nlpid);
-                }
-            }
-            p.s(", length ");
-            p.u(d.wire_len);
-        }
+        },
+        LinkKind::CiscoHdlc => return chdlc(p),
+        LinkKind::FrameRelay => return frame_relay(p),
         LinkKind::Unknown => {
             p.s("unsupported link-type ");
             p.u(d.link_type);
@@ -207,6 +175,214 @@ fn unsupported(p: &mut Printer<'_, '_>) {
     if stop.reason == StopReason::Truncated && stop.layer == Layer::Link {
         p.trunc("link");
     }
+}
+
+/// What tcpdump prints before the payload of a Frame Relay frame whose header is irregular: a
+/// control byte other than UI, a pad byte where the address length does not call for one, or
+/// none where it does.
+fn frame_relay_prefix(p: &mut Printer<'_, '_>, fr: &FrameRelay) {
+    let Some(control) = fr.control else {
+        return;
+    };
+    if control != frelay::CONTROL_UI {
+        p.s("UI ");
+        fmt::push_hex2(p.out, control);
+        p.s("! ");
+    }
+    if fr.nlpid.is_none() {
+        return;
+    }
+    match (fr.pad, fr.address_len == 3) {
+        (true, false) => p.s("Pad! "),
+        (false, true) => p.s("No pad! "),
+        _ => {}
+    }
+}
+
+/// A Frame Relay frame whose payload is not IP, ARP or MPLS: tcpdump's Q.922 header summary
+/// (what it prints for NLPIDs it has no printer for), then the rest as a hex dump.
+fn frame_relay(p: &mut Printer<'_, '_>) {
+    let d = p.d;
+    let stop = d.stop;
+    let Some(fr) = d.link.frame_relay else {
+        match stop.reason {
+            StopReason::Malformed(_) => p.s("Q.922, invalid address"),
+            _ => p.trunc("fr"),
+        }
+        return;
+    };
+    let payload = d.link.payload_offset;
+    match (stop.reason, fr.nlpid) {
+        (StopReason::Truncated, Some(frelay::NLPID_SNAP)) => return p.trunc("snap"),
+        (StopReason::Truncated, Some(frelay::NLPID_PPP)) => return p.trunc("ppp"),
+        (StopReason::Truncated, _) => return p.trunc("fr"),
+        (_, Some(frelay::NLPID_PPP)) => {
+            if let Some(proto) = d.link.ppp_protocol {
+                ppp_protocol(p, proto, payload);
+            }
+            return;
+        }
+        _ => {}
+    }
+    let nlpid = fr.nlpid.unwrap_or(0);
+    let snap_ethertype = if nlpid == frelay::NLPID_SNAP && d.data.get(payload..payload + 3) == Some(&[0, 0, 0]) {
+        be16(d.data, payload + 3)
+    } else {
+        None
+    };
+    let Some(t) = snap_ethertype else {
+        frame_relay_header(p, &fr, fr.address_len.into());
+        fmt::push_hexdump(p.out, &d.data[payload.min(d.data.len())..]);
+        return;
+    };
+    // SNAP with an ethertype tcpdump has no printer for: the SNAP summary, the Q.922 header
+    // (now with the full header length), and the whole frame in hex.
+    p.s("SNAP, ethertype ");
+    p.s(ethertype_name(t));
+    p.s(" (0x");
+    fmt::push_hex_padded(p.out, t.into(), 4);
+    p.s("), length ");
+    p.u(wire_left(d.wire_len, payload + 5));
+    p.s(": ");
+    frame_relay_header(p, &fr, payload as u32);
+    fmt::push_hexdump(p.out, d.data);
+}
+
+/// `Q.922, hdr-len N, DLCI N, Flags [...], NLPID NAME (0x..), length N: `
+fn frame_relay_header(p: &mut Printer<'_, '_>, fr: &FrameRelay, hdr_len: u32) {
+    p.s("Q.922, hdr-len ");
+    p.u(hdr_len);
+    p.s(", DLCI ");
+    p.u(fr.dlci);
+    p.s(", Flags [");
+    let mut any = false;
+    for (set, name) in [
+        (fr.cr, "C!"),
+        (fr.de, "DE"),
+        (fr.becn, "BECN"),
+        (fr.fecn, "FECN"),
+    ] {
+        if set {
+            if any {
+                p.s(", ");
+            }
+            p.s(name);
+            any = true;
+        }
+    }
+    if !any {
+        p.s("none");
+    }
+    p.s("], NLPID ");
+    let nlpid = fr.nlpid.unwrap_or(0);
+    p.s(match nlpid {
+        0x00 => "NULL",
+        0x08 => "Q.933",
+        0x80 => "SNAP",
+        0x81 => "CLNP",
+        0x82 => "ES-IS",
+        0x83 => "IS-IS",
+        0x8e => "IPv6",
+        0xb1 => "FRF.15",
+        0xcc => "IPv4",
+        0xcf => "PPP",
+        _ => "unknown",
+    });
+    p.s(" (0x");
+    fmt::push_hex2(p.out, nlpid);
+    p.s("), length ");
+    p.u(p.d.wire_len);
+    p.s(": ");
+}
+
+/// Cisco HDLC payloads other than IP and MPLS: SLARP, or tcpdump's line for the rest.
+fn chdlc(p: &mut Printer<'_, '_>) {
+    let d = p.d;
+    let protocol = d.link.ethertype.unwrap_or(0);
+    if protocol != chdlc::PROTO_SLARP {
+        p.s("unknown CHDLC protocol (0x");
+        fmt::push_hex_padded(p.out, protocol.into(), 4);
+        p.s(")");
+        return;
+    }
+    p.s("SLARP (length: ");
+    p.u(wire_left(d.wire_len, chdlc::HEADER_LEN));
+    p.s("), ");
+    match d.link.slarp {
+        None => p.trunc("chdlc_slarp"),
+        Some(Slarp::Request { .. }) => p.s("request"),
+        Some(Slarp::Reply { address, mask }) => {
+            p.s("reply ");
+            fmt::push_ipv4(p.out, &address);
+            p.s("/");
+            fmt::push_ipv4(p.out, &mask);
+        }
+        Some(Slarp::Keepalive {
+            mine_seen,
+            your_seen,
+            reliability,
+            uptime_ms,
+        }) => {
+            p.s("keepalive: mineseen=0x");
+            fmt::push_hex_padded(p.out, mine_seen, 8);
+            p.s(", yourseen=0x");
+            fmt::push_hex_padded(p.out, your_seen, 8);
+            p.s(", reliability=0x");
+            fmt::push_hex_padded(p.out, reliability.into(), 4);
+            if let Some(ms) = uptime_ms {
+                let secs = ms / 1000;
+                p.s(", link uptime=");
+                p.u(secs / 86_400);
+                p.s("d");
+                p.u(secs % 86_400 / 3600);
+                p.s("h");
+                p.u(secs % 3600 / 60);
+                p.s("m");
+                p.u(secs % 60);
+                p.s("s");
+            }
+        }
+        Some(Slarp::Other { code }) => {
+            p.s("0x");
+            fmt::push_hex_padded(p.out, code, 2);
+            p.s(" unknown");
+            let rest = chdlc::HEADER_LEN + 4;
+            fmt::push_hexdump(p.out, &d.data[rest.min(d.data.len())..]);
+        }
+    }
+}
+
+/// A PPP payload that is not IP or MPLS: the summary line of a control protocol (LCP, IPCP…),
+/// or tcpdump's `unknown PPP protocol (0x….)` and a hex dump.
+fn ppp_protocol(p: &mut Printer<'_, '_>, protocol: u16, payload: usize) {
+    let d = p.d;
+    let Some(name) = ppp::control_protocol_name(protocol) else {
+        p.s("unknown PPP protocol (0x");
+        fmt::push_hex_padded(p.out, protocol.into(), 4);
+        p.s(") ");
+        fmt::push_hexdump(p.out, &d.data[payload.min(d.data.len())..]);
+        return;
+    };
+    p.s(name);
+    p.s(", ");
+    let (Some(code), Some(id), Some(_length)) = (
+        u8_at(d.data, payload),
+        u8_at(d.data, payload + 1),
+        be16(d.data, payload + 2),
+    ) else {
+        return p.trunc(name).pipe_trim(p);
+    };
+    match ppp::control_code_name(code) {
+        Some(c) => p.s(c),
+        None => p.s("Unknown Opcode"),
+    }
+    p.s(" (0x");
+    fmt::push_hex2(p.out, code);
+    p.s("), id ");
+    p.u(id.into());
+    p.s(", length ");
+    // tcpdump counts the protocol field in this length.
+    p.u(wire_left(d.wire_len, payload) + 2);
 }
 
 /// Names tcpdump gives ethertypes in "ethertype NAME (0x….)".
