@@ -65,13 +65,13 @@ bench info "$T info $big > $out/info-trawl.txt" "capinfos $big > $out/info-capin
 
 # The text must be the same, or the comparison means nothing.
 "$T" read "$big" > "$out/read-trawl.txt"
-tcpdump -nn -r "$big" > "$out/read-tcpdump.txt" 2>/dev/null
+tcpdump -nn -tt -r "$big" > "$out/read-tcpdump.txt" 2>/dev/null
 if cmp -s "$out/read-trawl.txt" "$out/read-tcpdump.txt"; then same=identical; else same=DIFFERENT; fi
 rm -f "$out/read-trawl.txt" "$out/read-tcpdump.txt"
 
 {
   echo
-  echo "trawl read's output is $same to tcpdump -nn's on this input."
+  echo "trawl read's output is $same to tcpdump -nn -tt's on this input (plain -nn differs only in printing times as HH:MM:SS)."
   echo "Input: $big, $(stat -c %s "$big") bytes, $packets packets; halves for merge: $(stat -c %s $out/half2-$size.pcap) + $(stat -c %s $out/half3-$size.pcap) bytes."
   echo "Machine: $(nproc) cores, $(uname -r); tcpdump $(tcpdump --version 2>&1 | head -1 | awk '{print $3}'), $(mergecap -v | head -1)."
   echo "Medians of $runs runs after 1 warm-up (hyperfine); files in the page cache; outputs on the same disk."

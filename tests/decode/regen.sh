@@ -9,7 +9,7 @@ corpus=${TRAWL_CORPUS:-$(cd "$here/../../.." && pwd)/shared/corpus}
 tcpdump --version 2>&1 | head -1 >&2
 mkdir -p "$here/expected"
 grep -v '^[[:space:]]*#' "$here/TESTLIST" | grep -v '^[[:space:]]*$' |
-while read -r name capture expected flags; do
+while read -r name capture expected flags filter; do
     set --
     case "${flags:--}" in
         -) ;;
@@ -17,7 +17,9 @@ while read -r name capture expected flags; do
         --nano) set -- --time-stamp-precision=nano ;;
         *) echo "regen.sh: $name: unknown flags '$flags'" >&2; exit 1 ;;
     esac
-    TZ=GMT0 tcpdump -nn -tt "$@" -r "$corpus/$capture" > "$here/expected/$expected" 2>/dev/null ||
+    # The filter (the rest of the line) is one argument: tcpdump joins its arguments anyway.
+    [ -n "$filter" ] && set -- "$@" -- "$filter"
+    TZ=GMT0 tcpdump -nn -tt -r "$corpus/$capture" "$@" > "$here/expected/$expected" 2>/dev/null ||
         { echo "regen.sh: tcpdump failed on $capture" >&2; exit 1; }
-    echo "$name: $(grep -c '^[0-9]' "$here/expected/$expected") packets" >&2
+    echo "$name: $(grep -c '^[0-9]' "$here/expected/$expected") packets${filter:+ ($filter)}" >&2
 done

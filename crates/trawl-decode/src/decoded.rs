@@ -517,8 +517,21 @@ pub mod tcp_flags {
     pub const AE: u16 = 0x100;
 }
 
-/// A TCP header.
+/// tcpdump's letters for the TCP flags, in the order it prints them.
+const TCP_FLAG_LETTERS: [(u16, char); 8] = [
+    (tcp_flags::FIN, 'F'),
+    (tcp_flags::SYN, 'S'),
+    (tcp_flags::RST, 'R'),
+    (tcp_flags::PSH, 'P'),
+    (tcp_flags::ACK, '.'),
+    (tcp_flags::URG, 'U'),
+    (tcp_flags::ECE, 'E'),
+    (tcp_flags::CWR, 'W'),
+];
+
+/// A TCP header. Its JSON form adds `flag_names` (see [`Tcp::flag_names`]) next to `flags`.
 #[derive(Debug, Clone, Copy, Serialize)]
+#[serde(into = "crate::json::TcpJson<'a>")]
 pub struct Tcp<'a> {
     pub offset: usize,
     pub src_port: u16,
@@ -543,6 +556,21 @@ pub struct Tcp<'a> {
 impl<'a> Tcp<'a> {
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
+    }
+
+    /// The flags as tcpdump writes them between `Flags [` and `]`: `S`, `S.`, `P.`, `F.`, `R`…
+    /// (F S R P . U E W, in that order), or `none`.
+    pub fn flag_names(&self) -> String {
+        let names: String = TCP_FLAG_LETTERS
+            .iter()
+            .filter(|(bit, _)| self.flags & bit != 0)
+            .map(|&(_, c)| c)
+            .collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names
+        }
     }
 
     /// The options, parsed lazily.

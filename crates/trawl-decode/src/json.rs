@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 
 use crate::app::dns::{Dns, RData};
 use crate::decoded::{
-    Decoded, FrameRelay, Link, LinkKind, Llc, Mac, MplsLabel, Slarp, Sll, VlanTag,
+    Decoded, FrameRelay, Link, LinkKind, Llc, Mac, MplsLabel, Slarp, Sll, Tcp, VlanTag,
 };
 use crate::text::fmt as tfmt;
 use crate::transport::tcp::{Options, TcpOption};
@@ -137,6 +137,46 @@ impl Serialize for Dns<'_> {
             .collect();
         m.serialize_entry("records", &records)?;
         m.end()
+    }
+}
+
+/// The JSON shape of a [`Tcp`] header: its fields, with `flag_names` (tcpdump's letters) after
+/// the numeric `flags`.
+#[derive(Serialize)]
+pub(crate) struct TcpJson<'a> {
+    offset: usize,
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    ack: u32,
+    header_len: u8,
+    flags: u16,
+    flag_names: String,
+    window: u16,
+    checksum: u16,
+    urgent: u16,
+    #[serde(serialize_with = "ser_tcp_options")]
+    options: &'a [u8],
+    payload_len: u32,
+}
+
+impl<'a> From<Tcp<'a>> for TcpJson<'a> {
+    fn from(t: Tcp<'a>) -> Self {
+        TcpJson {
+            offset: t.offset,
+            src_port: t.src_port,
+            dst_port: t.dst_port,
+            seq: t.seq,
+            ack: t.ack,
+            header_len: t.header_len,
+            flags: t.flags,
+            flag_names: t.flag_names(),
+            window: t.window,
+            checksum: t.checksum,
+            urgent: t.urgent,
+            options: t.options,
+            payload_len: t.payload_len,
+        }
     }
 }
 

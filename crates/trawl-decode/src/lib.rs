@@ -2,7 +2,8 @@
 //!
 //! [`decode`] takes a link type (the pcap `LINKTYPE_*` number, see [`linktype`]) and the captured
 //! bytes of one packet and returns a [`Decoded`] that borrows them: the link layer ([`Link`]:
-//! MACs, VLAN tags, MPLS labels, Frame Relay DLCI…), the network layer ([`Net`]: IPv4, IPv6 with
+//! MACs, VLAN tags, MPLS labels, Frame Relay DLCI and congestion bits, Cisco SLARP…), the
+//! network layer ([`Net`]: IPv4, IPv6 with
 //! its extension headers, ARP), the transport layer ([`Transport`]: TCP, UDP, ICMP, ICMPv6), DNS
 //! when it is on port 53 ([`App`]), and a [`Stop`] saying where decoding ended and why. Nothing is
 //! allocated; a truncated or malformed packet decodes as far as its bytes allow and never panics.
@@ -10,7 +11,12 @@
 //! [`TextFormatter`] renders packets as one line each, byte for byte as `tcpdump -nn -tt` 4.99.3
 //! prints them for the protocols above (with tcpdump's relative TCP sequence numbers, or absolute
 //! ones like `-S`). It writes into a caller-owned `Vec<u8>` with hand-written number formatting,
-//! for millions of packets per second. [`json`] gives the serde form of a [`Decoded`].
+//! for millions of packets per second. Payloads outside that subset get tcpdump's own generic
+//! forms (` ip-proto-N LEN`, `unknown PPP protocol`, Frame Relay's `Q.922, hdr-len …`). [`json`]
+//! gives the serde form of a [`Decoded`] (TCP flags as a number and as tcpdump's letters).
+//!
+//! The text is pinned by golden cases (`tests/decode/TESTLIST`, outputs of the real tcpdump
+//! 4.99.3, optionally restricted by a tcpdump filter expression).
 //!
 //! Layout: `link/` (one file per link type), `net/` (IPv4, IPv6, ARP), `transport/` (TCP, UDP,
 //! ICMP), `app/` (DNS), `text/` (the tcpdump-style printer), `json.rs`. The crate does no I/O and

@@ -337,8 +337,73 @@ fn ppp_chdlc_pppoe() {
     );
     assert!(
         text(linktype::ETHERNET, &ether(0x8864, &pppoe))
-            .starts_with("1.000002 PPPoE [ses 0x2a] IP 10.0.0.1.1 > 10.0.0.2.2:")
+            // tcpdump: "PPPoE " + the code name (empty for session data) + " [ses 0x..]".
+            .starts_with("1.000002 PPPoE  [ses 0x2a] IP 10.0.0.1.1 > 10.0.0.2.2:")
     );
+}
+
+#[test]
+fn chdlc_slarp_is_not_rarp() {
+    // Keepalive with uptime 0x0078f0a2 ms (tcpdump-4.99.3/HDLC.pcap, first packet).
+    let pkt = [
+        0x8f, 0x00, 0x80, 0x35, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0, 2, 0xff, 0xff, 0x00, 0x78, 0xf0,
+        0xa2, 0, 0,
+    ];
+    let d = decode(linktype::C_HDLC, &pkt);
+    assert!(matches!(d.net, Net::None));
+    assert_eq!(
+        d.link.slarp,
+        Some(trawl_decode::Slarp::Keepalive {
+            mine_seen: 5,
+            your_seen: 2,
+            reliability: 0xffff,
+            uptime_ms: Some(0x0078_f0a2),
+        })
+    );
+    assert!(text(linktype::C_HDLC, &pkt).contains(
+        "SLARP (length: 20), keepalive: mineseen=0x00000005, yourseen=0x00000002, \
+         reliability=0xffff, link uptime=0d2h12m5s"
+    ));
+    let reply = [
+        0x8f, 0x00, 0x80, 0x35, 0, 0, 0, 1, 15, 0, 0, 1, 255, 255, 255, 252, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    assert!(
+        text(linktype::C_HDLC, &reply)
+            .contains("SLARP (length: 20), reply 15.0.0.1/255.255.255.252")
+    );
+}
+
+#[test]
+fn frame_relay_cisco_encapsulation_and_text() {
+    // Q.922 address for DLCI 302, then an ethertype (Cisco), as in OSPFv3_NBMA_adjacencies.pcap.
+    let mut pkt = vec![0x48, 0xe1, 0x86, 0xdd];
+    pkt.extend_from_slice(&ipv6(59, &[]));
+    let d = decode(linktype::FRELAY, &pkt);
+    let fr = d.link.frame_relay.unwrap();
+    assert_eq!(
+        (fr.dlci, fr.cisco_ethertype, fr.nlpid),
+        (302, Some(0x86dd), None)
+    );
+    assert_eq!(d.net.offset(), Some(4));
+    assert!(text(linktype::FRELAY, &pkt).contains(" IP6 "));
+    // An NLPID without a printer: tcpdump's Q.922 summary and a hex dump.
+    let q933 = [0x48, 0xe1, 0x03, 0x08, 0x00, 0x03];
+    assert!(
+        text(linktype::FRELAY, &q933)
+            .contains("Q.922, hdr-len 2, DLCI 302, Flags [none], NLPID Q.933 (0x08), length 6: ")
+    );
+}
+
+#[test]
+fn json_tcp_flag_names() {
+    let mut seg = vec![0u8; 20];
+    seg[12] = 0x50;
+    seg[13] = 0x12; // SYN+ACK
+    let pkt = ipv4(6, 0, &seg);
+    let d = decode(linktype::RAW, &pkt);
+    let v = trawl_decode::json::to_value(&d);
+    assert_eq!(v["transport"]["flags"], 0x12);
+    assert_eq!(v["transport"]["flag_names"], "S.");
 }
 
 fn dns_response() -> Vec<u8> {

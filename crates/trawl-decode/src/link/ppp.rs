@@ -111,3 +111,41 @@ pub(crate) fn decode_pppoe_link(d: &mut Decoded<'_>) -> Option<(NetProto, usize)
     d.link.ethertype = Some(super::ethertype::PPPOE_SESSION);
     pppoe_session(d, 0)
 }
+
+/// Names of the PPP control protocols that share LCP's packet format (code, id, length), as
+/// tcpdump prints them.
+pub(crate) fn control_protocol_name(protocol: u16) -> Option<&'static str> {
+    Some(match protocol {
+        0xc021 => "LCP",
+        0x8021 => "IPCP",
+        0x8023 => "OSICP",
+        0x8057 => "IP6CP",
+        0x80fd => "CCP",
+        0x8281 => "MPLSCP",
+        0xc02b => "BACP",
+        _ => return None,
+    })
+}
+
+/// Names of the LCP packet codes (RFC 1661, RFC 1570, RFC 1962), shared by the protocols above.
+pub(crate) fn control_code_name(code: u8) -> Option<&'static str> {
+    Some(match code {
+        0 => "Vendor-Extension",
+        1 => "Conf-Request",
+        2 => "Conf-Ack",
+        3 => "Conf-Nack",
+        4 => "Conf-Reject",
+        5 => "Term-Request",
+        6 => "Term-Ack",
+        7 => "Code-Reject",
+        8 => "Prot-Reject",
+        9 => "Echo-Request",
+        10 => "Echo-Reply",
+        11 => "Disc-Req",
+        12 => "Ident",
+        13 => "Time-Rem",
+        14 => "Reset-Req",
+        15 => "Reset-Ack",
+        _ => return None,
+    })
+}

@@ -182,6 +182,22 @@ pub fn push_hexdump(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// tcpdump's hex dump without the ASCII column (what it prints after some link-layer
+/// summaries): `\n\t0x0000:  0101 0004`.
+pub fn push_hexdump_plain(out: &mut Vec<u8>, bytes: &[u8]) {
+    for (line, chunk) in bytes.chunks(16).enumerate() {
+        out.extend_from_slice(b"\n\t0x");
+        push_hex_padded(out, (line * 16) as u32, 4);
+        out.extend_from_slice(b": ");
+        for pair in chunk.chunks(2) {
+            out.push(b' ');
+            for &b in pair {
+                push_hex2(out, b);
+            }
+        }
+    }
+}
+
 /// Appends bytes as tcpdump prints "safe" strings: non-ASCII as `M-` plus the low 7 bits, control
 /// characters as `^` plus the character 0x40 above.
 pub fn push_safe(out: &mut Vec<u8>, bytes: &[u8]) {

@@ -56,33 +56,33 @@ pub(crate) fn print_net(p: &mut Printer<'_, '_>) {
         Net::Ipv6(ip) => ipv6(p, &ip),
         Net::Arp(arp) => print_arp(p, &arp),
         Net::None => match d.stop.layer {
-            Layer::Ipv4 => {
-                p.s("IP ");
-                match d.stop.reason {
-                    StopReason::Malformed(_) => {
-                        let v = u8_at(d.data, d.stop.offset).unwrap_or(0) >> 4;
-                        if v == 6 {
-                            p.s("IP6, wrong link-layer encapsulation (invalid)");
-                        } else {
-                            p.s("IP");
-                            p.u(v.into());
-                            p.s(" (invalid)");
-                        }
+            Layer::Ipv4 => match d.stop.reason {
+                // tcpdump checks the version before the header length.
+                StopReason::Malformed(_) => {
+                    let v = u8_at(d.data, d.stop.offset).unwrap_or(0) >> 4;
+                    if v == 6 {
+                        p.s("IP6, wrong link-layer encapsulation (invalid)");
+                    } else {
+                        p.s("IP");
+                        p.u(v.into());
+                        p.s(" (invalid)");
                     }
-                    _ => p.s("[|ip]"),
                 }
-            }
-            Layer::Ipv6 => {
-                p.s("IP6 ");
-                match d.stop.reason {
-                    StopReason::Malformed(_) => {
-                        p.s("version error: ");
-                        p.u((u8_at(d.data, d.stop.offset).unwrap_or(0) >> 4).into());
-                        p.s(" != 6");
-                    }
-                    _ => p.s("[|ip6]"),
+                _ => {
+                    p.s("IP ");
+                    p.trunc("ip");
                 }
-            }
+            },
+            Layer::Ipv6 => match d.stop.reason {
+                // tcpdump checks the version only once the fixed header is all there.
+                StopReason::Malformed(_) if d.data.len() >= d.stop.offset + 40 => {
+                    p.s("IP6 version error: ");
+                    p.u((u8_at(d.data, d.stop.offset).unwrap_or(0) >> 4).into());
+                    p.s(" != 6");
+                }
+                // A cut fixed header: tcpdump has not printed "IP6" yet.
+                _ => p.trunc("ip6"),
+            },
             _ => {
                 p.s("ARP, ");
                 p.s("[|arp]");
@@ -128,10 +128,9 @@ fn ipv4(p: &mut Printer<'_, '_>, ip: &Ipv4<'_>) {
         p.u(ip.protocol.into());
         return;
     }
-    if !matches!(
-        ip.protocol,
-        proto::TCP | proto::UDP | proto::SCTP | proto::DCCP
-    ) {
+    // TCP and UDP print `addr.port > addr.port` themselves; everything else, including SCTP
+    // and DCCP in their generic form here, gets the address pair first.
+    if !matches!(ip.protocol, proto::TCP | proto::UDP) {
         ctx.push_pair(p.out);
         p.s(": ");
     }
@@ -168,10 +167,7 @@ fn ipv6(p: &mut Printer<'_, '_>, ip: &Ipv6<'_>) {
         header_proto: ip.next_header,
         fragmented: ip.fragment.is_some(),
     };
-    if !matches!(
-        ip.next_header,
-        proto::TCP | proto::UDP | proto::SCTP | proto::DCCP
-    ) {
+    if !matches!(ip.next_header, proto::TCP | proto::UDP) {
         ctx.push_pair(p.out);
         p.s(": ");
     }
@@ -209,6 +205,7 @@ fn ipv6(p: &mut Printer<'_, '_>, ip: &Ipv6<'_>) {
     match chain.end {
         Some(StopReason::Encrypted) => esp(p, chain.pos, len),
         Some(StopReason::NoNextHeader) | Some(StopReason::Fragment) => {}
+        Some(StopReason::Truncated) if chain.next_header == proto::HOPOPTS => p.trunc("hbhopt"),
         Some(_) => p.trunc("ip6"),
         None => demux(p, &ctx, chain.next_header, chain.pos, len),
     }

@@ -225,11 +225,12 @@ fn frame_relay(p: &mut Printer<'_, '_>) {
         _ => {}
     }
     let nlpid = fr.nlpid.unwrap_or(0);
-    let snap_ethertype = if nlpid == frelay::NLPID_SNAP && d.data.get(payload..payload + 3) == Some(&[0, 0, 0]) {
-        be16(d.data, payload + 3)
-    } else {
-        None
-    };
+    let snap_ethertype =
+        if nlpid == frelay::NLPID_SNAP && d.data.get(payload..payload + 3) == Some(&[0, 0, 0]) {
+            be16(d.data, payload + 3)
+        } else {
+            None
+        };
     let Some(t) = snap_ethertype else {
         frame_relay_header(p, &fr, fr.address_len.into());
         fmt::push_hexdump(p.out, &d.data[payload.min(d.data.len())..]);
@@ -347,7 +348,7 @@ fn chdlc(p: &mut Printer<'_, '_>) {
             fmt::push_hex_padded(p.out, code, 2);
             p.s(" unknown");
             let rest = chdlc::HEADER_LEN + 4;
-            fmt::push_hexdump(p.out, &d.data[rest.min(d.data.len())..]);
+            fmt::push_hexdump_plain(p.out, &d.data[rest.min(d.data.len())..]);
         }
     }
 }
@@ -360,7 +361,7 @@ fn ppp_protocol(p: &mut Printer<'_, '_>, protocol: u16, payload: usize) {
         p.s("unknown PPP protocol (0x");
         fmt::push_hex_padded(p.out, protocol.into(), 4);
         p.s(") ");
-        fmt::push_hexdump(p.out, &d.data[payload.min(d.data.len())..]);
+        fmt::push_hexdump_plain(p.out, &d.data[payload.min(d.data.len())..]);
         return;
     };
     p.s(name);
@@ -370,7 +371,10 @@ fn ppp_protocol(p: &mut Printer<'_, '_>, protocol: u16, payload: usize) {
         u8_at(d.data, payload + 1),
         be16(d.data, payload + 2),
     ) else {
-        return p.trunc(name).pipe_trim(p);
+        p.s("[|");
+        p.s(name);
+        p.s("]");
+        return;
     };
     match ppp::control_code_name(code) {
         Some(c) => p.s(c),

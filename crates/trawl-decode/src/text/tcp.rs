@@ -244,6 +244,9 @@ pub(crate) fn print(p: &mut Printer<'_, '_>, ctx: &IpCtx, off: usize, length: u3
         txtproto(p, payload, "SMTP", "smtp", None);
     } else if port(22) {
         ssh_banner(p, payload);
+    } else if port(179) {
+        // tcpdump's BGP printer says no more than this without -v.
+        p.s(": BGP");
     } else if port(53) && payload_len > 2 {
         p.s(" ");
         let msg = clamp(data, start + 2, start + payload_len as usize);

@@ -145,7 +145,8 @@ impl Flow {
             proto,
             client,
             server,
-            cport: 1024 + rng.below(60000) as u16,
+            // Linux's ephemeral range, where tcpdump has no port-based printers.
+            cport: 32768 + rng.below(28232) as u16,
             sport,
             cseq: rng.next() as u32,
             sseq: rng.next() as u32,
