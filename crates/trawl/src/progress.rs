@@ -38,7 +38,7 @@ impl Progress {
             return;
         }
         self.ticks += 1;
-        if self.ticks % EVERY == 0
+        if self.ticks.is_multiple_of(EVERY)
             && let Some(bar) = &self.bar
         {
             bar.set_position(position());
