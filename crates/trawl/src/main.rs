@@ -3,6 +3,7 @@
 mod cmd;
 mod files;
 mod filter;
+mod pipe;
 mod progress;
 mod timespec;
 

@@ -5,7 +5,6 @@
 //! mix of small, medium and full-size packets. Deterministic for a given seed. IPv4 header checksums
 //! are correct; TCP/UDP checksums are left zero (tcpdump does not check them without -v).
 
-use std::io::BufWriter;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -328,8 +327,8 @@ fn ipv4_checksum(h: &[u8]) -> u16 {
 }
 
 enum Out {
-    Pcap(PcapWriter<BufWriter<Box<dyn std::io::Write>>>),
-    Pcapng(PcapngWriter<BufWriter<Box<dyn std::io::Write>>>),
+    Pcap(PcapWriter<Box<dyn std::io::Write>>),
+    Pcapng(PcapngWriter<Box<dyn std::io::Write>>),
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -339,7 +338,7 @@ pub fn run(args: Args) -> Result<()> {
         1 << 30
     });
     let limit_packets = args.packets.unwrap_or(u64::MAX);
-    let out = BufWriter::with_capacity(1 << 20, create_output(&args.output)?);
+    let out = create_output(&args.output)?;
     let format = OutFormat::for_path(&args.output, args.format);
     let mut w = match format {
         OutFormat::Pcap => Out::Pcap(PcapWriter::new(out, 1, 262_144, TsPrecision::Micro)?),

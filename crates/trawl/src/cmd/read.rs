@@ -1,6 +1,6 @@
 //! `trawl read`: one line per packet, in the style of `tcpdump -nn`, or JSON.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -55,8 +55,7 @@ pub fn run(args: Args) -> Result<()> {
         .map(|m| m.len())
         .sum();
     let mut progress = Progress::new(total, "read");
-    let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut out = crate::pipe::WriteBehind::new(io::stdout());
     let mut formatter = TextFormatter::new(TextOptions {
         absolute_seq: args.absolute_seq,
         precision: if args.nano {
