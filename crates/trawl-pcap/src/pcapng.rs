@@ -177,9 +177,9 @@ impl<R: Read> CaptureReader<R> {
                     self.interfaces.push(iface);
                     None
                 }
-                BT_EPB => Some(self.parse_epb(offset, body, total)?),
+                BT_EPB => Some(self.parse_epb(offset, body, total, false)?),
                 BT_SPB => Some(self.parse_spb(offset, body, total)?),
-                BT_OPB => Some(self.parse_opb(offset, body, total)?),
+                BT_OPB => Some(self.parse_epb(offset, body, total, true)?),
                 // Name resolution, statistics, decryption secrets, custom blocks…: not packets.
                 _ => None,
             };
@@ -242,41 +242,39 @@ impl<R: Read> CaptureReader<R> {
         ts
     }
 
-    fn parse_epb(&self, offset: u64, body: &[u8], total: usize) -> Result<RecordLoc, Error> {
-        const WHAT: &str = "enhanced packet block";
+    /// An enhanced packet block, or the obsolete packet block (type 2), which differs only in
+    /// a 16-bit interface id followed by a 16-bit drop count.
+    fn parse_epb(
+        &self,
+        offset: u64,
+        body: &[u8],
+        total: usize,
+        obsolete: bool,
+    ) -> Result<RecordLoc, Error> {
+        let what = if obsolete {
+            "packet block"
+        } else {
+            "enhanced packet block"
+        };
         let be = self.ng.big_endian;
         if body.len() < 20 {
             return Err(Error::corrupt(
                 offset,
-                WHAT,
+                what,
                 "the body is shorter than 20 bytes",
             ));
         }
-        let interface = self.interface(offset, WHAT, rd32(body, 0, be))?;
+        let local = if obsolete {
+            rd16(body, 0, be) as u32
+        } else {
+            rd32(body, 0, be)
+        };
+        let interface = self.interface(offset, what, local)?;
         let ts = self.timestamp(interface, rd32(body, 4, be), rd32(body, 8, be));
         let caplen = rd32(body, 12, be) as usize;
         let orig_len = rd32(body, 16, be);
         self.packet_loc(
-            offset, WHAT, body, total, 20, caplen, interface, ts, orig_len,
-        )
-    }
-
-    fn parse_opb(&self, offset: u64, body: &[u8], total: usize) -> Result<RecordLoc, Error> {
-        const WHAT: &str = "packet block";
-        let be = self.ng.big_endian;
-        if body.len() < 20 {
-            return Err(Error::corrupt(
-                offset,
-                WHAT,
-                "the body is shorter than 20 bytes",
-            ));
-        }
-        let interface = self.interface(offset, WHAT, rd16(body, 0, be) as u32)?;
-        let ts = self.timestamp(interface, rd32(body, 4, be), rd32(body, 8, be));
-        let caplen = rd32(body, 12, be) as usize;
-        let orig_len = rd32(body, 16, be);
-        self.packet_loc(
-            offset, WHAT, body, total, 20, caplen, interface, ts, orig_len,
+            offset, what, body, total, 20, caplen, interface, ts, orig_len,
         )
     }
 

@@ -50,6 +50,19 @@ impl Input {
     pub fn advance(&mut self) -> Result<bool> {
         self.reader.advance().map_err(|e| file_error(&self.path, e))
     }
+
+    /// Advances to the next packet. A file cut short simply ends here: the warning is kept for
+    /// the end of the command ([`report`]) and `Ok(false)` returned. Any other fault is an error.
+    pub fn next(&mut self, warnings: &mut Vec<anyhow::Error>) -> Result<bool> {
+        match self.reader.advance() {
+            Ok(more) => Ok(more),
+            Err(e) if e.is_truncation() => {
+                warnings.push(file_error(&self.path, e));
+                Ok(false)
+            }
+            Err(e) => Err(file_error(&self.path, e)),
+        }
+    }
 }
 
 pub fn open_all(paths: &[PathBuf]) -> Result<Vec<Input>> {
@@ -65,6 +78,26 @@ pub fn file_error(path: &Path, e: trawl_pcap::Error) -> anyhow::Error {
         )
     } else {
         anyhow::anyhow!("{}: {e}", path.display())
+    }
+}
+
+/// The output options shared by the commands that write a capture.
+#[derive(clap::Args, Debug)]
+pub struct OutputArgs {
+    /// Output file (`-` for standard output). Format: pcap if it ends in .pcap, else pcapng.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Output format, overriding the file name.
+    #[arg(short = 'F', long, value_enum)]
+    pub format: Option<OutFormat>,
+    /// Keep only packets that pass this tcpdump filter expression.
+    #[arg(short, long, value_name = "EXPR")]
+    pub filter: Option<String>,
+}
+
+impl OutputArgs {
+    pub fn format(&self) -> OutFormat {
+        OutFormat::for_path(&self.output, self.format)
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use trawl_pcap::{Format, PcapngWriter};
 
-use crate::files::{self, OutFormat, Sink};
+use crate::files::{self, OutputArgs, Sink};
 use crate::filter::{self, Filter};
 use crate::progress::Progress;
 
@@ -23,31 +23,24 @@ pcapng inputs keep their sections, interfaces, comments and packet options; pcap
 interfaces of the current section. A file cut short ends with a warning after its last whole
 packet, and the next file follows.")]
 pub struct Args {
-    /// Output file (`-` for standard output). Format: pcap if it ends in .pcap, else pcapng.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Output format, overriding the file name.
-    #[arg(short = 'F', long, value_enum)]
-    pub format: Option<OutFormat>,
-    /// Keep only packets that pass this tcpdump filter expression.
-    #[arg(short, long, value_name = "EXPR")]
-    pub filter: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Capture files (pcap, pcapng or snoop; gzip- or zstd-compressed or not).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut filter = Filter::from_option(args.filter.as_deref())?;
+    let mut filter = Filter::from_option(args.out.filter.as_deref())?;
     let mut inputs = files::open_all(&args.files)?;
-    let format = OutFormat::for_path(&args.output, args.format);
+    let format = args.out.format();
     let first_section = inputs[0]
         .reader
         .sections()
         .first()
         .cloned()
         .unwrap_or_else(PcapngWriter::<std::io::Sink>::default_section_options);
-    let mut sink = Sink::create(&args.output, format, &inputs, first_section)?;
+    let mut sink = Sink::create(&args.out.output, format, &inputs, first_section)?;
     let total = inputs.iter().map(|i| i.size).sum();
     let mut progress = Progress::new(total, "cat");
     let mut done_bytes = 0;
@@ -57,14 +50,8 @@ pub fn run(args: Args) -> Result<()> {
     for (n, input) in inputs.iter_mut().enumerate() {
         let is_ng = input.reader.format() == Format::Pcapng;
         loop {
-            match input.advance() {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) if is_truncation(&e) => {
-                    truncated.push(e);
-                    break;
-                }
-                Err(e) => return Err(e),
+            if !input.next(&mut truncated)? {
+                break;
             }
             let p = input.reader.current().expect("current packet");
             let ifaces = input.reader.interfaces();
@@ -93,8 +80,4 @@ pub fn run(args: Args) -> Result<()> {
     sink.finish()?;
     files::report(truncated);
     Ok(())
-}
-
-pub fn is_truncation(e: &anyhow::Error) -> bool {
-    e.to_string().contains("the file is cut short")
 }

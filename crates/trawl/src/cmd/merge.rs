@@ -6,7 +6,7 @@ use anyhow::Result;
 use trawl_merge::{Dedup, Order};
 use trawl_pcap::PcapngWriter;
 
-use crate::files::{self, OutFormat, Sink};
+use crate::files::{self, OutputArgs, Sink};
 use crate::filter::{self, Filter};
 use crate::progress::Progress;
 
@@ -33,15 +33,8 @@ Each input keeps its own interfaces in the output (pcapng), so tools still tell 
 Packets with the same time are taken from the later-named file first, as mergecap does.
 Within one input, packets stay in file order.")]
 pub struct Args {
-    /// Output file (`-` for standard output). Format: pcap if it ends in .pcap, else pcapng.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Output format, overriding the file name.
-    #[arg(short = 'F', long, value_enum)]
-    pub format: Option<OutFormat>,
-    /// Keep only packets that pass this tcpdump filter expression.
-    #[arg(short, long, value_name = "EXPR")]
-    pub filter: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Drop a packet when the same packet was kept within the window before it.
     #[arg(long)]
     pub dedup: bool,
@@ -57,7 +50,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut filter = Filter::from_option(args.filter.as_deref())?;
+    let mut filter = Filter::from_option(args.out.filter.as_deref())?;
     let window = crate::timespec::parse_duration(&args.dedup_window)?;
     let mut dedup = args.dedup.then(|| Dedup::new(window));
     let mut inputs = files::open_all(&args.files)?;
@@ -66,9 +59,9 @@ pub fn run(args: Args) -> Result<()> {
     for (n, input) in inputs.iter_mut().enumerate() {
         prime(n, input, &mut order, &mut warnings)?;
     }
-    let format = OutFormat::for_path(&args.output, args.format);
+    let format = args.out.format();
     let section = PcapngWriter::<std::io::Sink>::default_section_options();
-    let mut sink = Sink::create(&args.output, format, &inputs, section)?;
+    let mut sink = Sink::create(&args.out.output, format, &inputs, section)?;
     for (n, input) in inputs.iter().enumerate() {
         let ifaces = input.reader.interfaces();
         sink.describe(n, ifaces, 0..ifaces.len())?;
@@ -115,15 +108,10 @@ fn prime(
     order: &mut Order,
     warnings: &mut Vec<anyhow::Error>,
 ) -> Result<()> {
-    match input.advance() {
-        Ok(true) => {
-            let ts = input.reader.current().expect("current").ts;
-            // On equal times mergecap takes the later-named file first; so do we, for equal output.
-            order.push(ts.as_nanos(), u64::MAX - n as u64, n);
-        }
-        Ok(false) => {}
-        Err(e) if super::cat::is_truncation(&e) => warnings.push(e),
-        Err(e) => return Err(e),
+    if input.next(warnings)? {
+        let ts = input.reader.current().expect("current").ts;
+        // On equal times mergecap takes the later-named file first; so do we, for equal output.
+        order.push(ts.as_nanos(), u64::MAX - n as u64, n);
     }
     Ok(())
 }

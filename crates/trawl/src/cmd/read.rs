@@ -74,14 +74,8 @@ pub fn run(args: Args) -> Result<()> {
             if args.count.is_some_and(|c| printed >= c) {
                 break 'files;
             }
-            match input.advance() {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) if super::cat::is_truncation(&e) => {
-                    warnings.push(e);
-                    break;
-                }
-                Err(e) => return Err(e),
+            if !input.next(&mut warnings)? {
+                break;
             }
             let p = input.reader.current().expect("current");
             if !filter::keep(&mut filter, p.link_type, p.data, p.orig_len)? {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use trawl_pcap::{PcapngWriter, Timestamp};
 
-use crate::files::{self, OutFormat, Sink};
+use crate::files::{self, OutputArgs, Sink};
 use crate::filter::{self, Filter};
 use crate::progress::Progress;
 use crate::timespec::{self, TimeSpec};
@@ -25,15 +25,8 @@ The window includes --from and excludes --to. Several inputs are read one after 
 `trawl merge` first to interleave them). Time forms: seconds since the epoch, an ISO date and
 time, or +DURATION after the first packet (ns, us, ms, s, m, h).")]
 pub struct Args {
-    /// Output file (`-` for standard output). Format: pcap if it ends in .pcap, else pcapng.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Output format, overriding the file name.
-    #[arg(short = 'F', long, value_enum)]
-    pub format: Option<OutFormat>,
-    /// Keep only packets that pass this tcpdump filter expression.
-    #[arg(short, long, value_name = "EXPR")]
-    pub filter: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Start of the window (inclusive).
     #[arg(long, value_name = "TIME", value_parser = timespec::parse)]
     pub from: Option<TimeSpec>,
@@ -46,11 +39,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut filter = Filter::from_option(args.filter.as_deref())?;
+    let mut filter = Filter::from_option(args.out.filter.as_deref())?;
     let mut inputs = files::open_all(&args.files)?;
-    let format = OutFormat::for_path(&args.output, args.format);
+    let format = args.out.format();
     let section = PcapngWriter::<std::io::Sink>::default_section_options();
-    let mut sink = Sink::create(&args.output, format, &inputs, section)?;
+    let mut sink = Sink::create(&args.out.output, format, &inputs, section)?;
     let total = inputs.iter().map(|i| i.size).sum();
     let mut progress = Progress::new(total, "slice");
     let mut window: Option<(Timestamp, Timestamp)> = None;
@@ -58,14 +51,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut warnings = Vec::new();
     for (n, input) in inputs.iter_mut().enumerate() {
         loop {
-            match input.advance() {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) if super::cat::is_truncation(&e) => {
-                    warnings.push(e);
-                    break;
-                }
-                Err(e) => return Err(e),
+            if !input.next(&mut warnings)? {
+                break;
             }
             let p = input.reader.current().expect("current");
             let (from, to) = *window.get_or_insert_with(|| {
