@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing trawl needs on Debian, when it is missing:
 # libpcap-dev (the filter compiler), and the reference tools the tests compare against
-# (tcpdump, tshark, capinfos/mergecap/editcap from wireshark-common). Safe to run again.
+# (tcpdump, tshark, capinfos/mergecap/editcap from wireshark-common, tcprewrite from tcpreplay).
+# Safe to run again.
 set -euo pipefail
 need=()
 [ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
 command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v tshark >/dev/null || need+=(tshark)
 command -v mergecap >/dev/null || need+=(wireshark-common)
+command -v tcprewrite >/dev/null || need+=(tcpreplay)
 command -v cc >/dev/null || need+=(gcc)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ "${1:-}" = "--bench" ]; then

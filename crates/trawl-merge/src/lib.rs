@@ -40,11 +40,18 @@ impl Order {
     }
 }
 
-/// Forgets keys older than a time window; reports keys seen within it.
+/// Recognises the same packet seen by several sources within a time window.
+///
+/// Two identical packets from the *same* source are two packets (a duplicate ACK, a repeated
+/// probe), so a packet is a duplicate only of a copy that another source saw within the window
+/// and that this source has not yet matched. Sources are numbered; with more than 64, source
+/// numbers share bits (modulo 64) and a few true repeats may be taken for copies.
 pub struct Dedup {
     window_ns: u64,
+    /// Copies kept, oldest first: (time, key).
     recent: VecDeque<(u64, u64)>,
-    counts: HashMap<u64, u32>,
+    /// Per key, the copies within the window: (time, bit mask of the sources that saw it).
+    copies: HashMap<u64, VecDeque<(u64, u64)>>,
     removed: u64,
 }
 
@@ -53,33 +60,37 @@ impl Dedup {
         Dedup {
             window_ns,
             recent: VecDeque::new(),
-            counts: HashMap::new(),
+            copies: HashMap::new(),
             removed: 0,
         }
     }
 
-    /// True if a packet with this key was kept within the window before `ts`: the caller should
-    /// drop it. Otherwise the key is remembered and the packet should be kept. Call in time order.
-    pub fn is_duplicate(&mut self, ts: u64, key: u64) -> bool {
+    /// True if `source` sees a packet that another source saw within the window before `ts`: the
+    /// caller should drop it. Otherwise the packet is remembered and should be kept. Call in time
+    /// order.
+    pub fn is_duplicate(&mut self, ts: u64, key: u64, source: usize) -> bool {
         let horizon = ts.saturating_sub(self.window_ns);
         while let Some(&(t, k)) = self.recent.front() {
             if t >= horizon {
                 break;
             }
             self.recent.pop_front();
-            if let Some(c) = self.counts.get_mut(&k) {
-                *c -= 1;
-                if *c == 0 {
-                    self.counts.remove(&k);
+            if let Some(list) = self.copies.get_mut(&k) {
+                list.pop_front();
+                if list.is_empty() {
+                    self.copies.remove(&k);
                 }
             }
         }
-        if self.counts.contains_key(&key) {
+        let bit = 1u64 << (source % 64);
+        let list = self.copies.entry(key).or_default();
+        if let Some(copy) = list.iter_mut().find(|(_, seen)| seen & bit == 0) {
+            copy.1 |= bit;
             self.removed += 1;
             return true;
         }
+        list.push_back((ts, bit));
         self.recent.push_back((ts, key));
-        *self.counts.entry(key).or_insert(0) += 1;
         false
     }
 
@@ -100,7 +111,8 @@ const INVARIANT_PAYLOAD: usize = 64;
 
 /// A hash of what does not change as a packet crosses routers and link layers. IPv4: the header
 /// without TTL and header checksum; IPv6: the fixed header without hop limit, and the extension
-/// headers; then the first [`INVARIANT_PAYLOAD`] bytes after the IP headers. Packets that are not IP
+/// headers; then the first [`INVARIANT_PAYLOAD`] bytes after the IP headers, without the TCP, UDP
+/// or ICMP checksum. Packets that are not IP
 /// hash from the ARP header on, or whole when no network layer was found.
 pub fn invariant_key(d: &trawl_decode::Decoded<'_>) -> u64 {
     use trawl_decode::Net;
@@ -137,12 +149,28 @@ pub fn invariant_key(d: &trawl_decode::Decoded<'_>) -> u64 {
         Net::None => (0, d.wire_len),
     };
     let upper = upper.min(data.len());
-    let take = if matches!(d.net, Net::Ipv4(_) | Net::Ipv6(_)) {
-        INVARIANT_PAYLOAD
+    let rest = &data[upper..];
+    if matches!(d.net, Net::Ipv4(_) | Net::Ipv6(_)) {
+        // The transport checksum may be rewritten on the way (NAT, offload, a checksum fixed by
+        // a tap): leave it out, in the first fragment only (later ones carry no header).
+        let mut head = [0u8; INVARIANT_PAYLOAD];
+        let n = rest.len().min(INVARIANT_PAYLOAD);
+        head[..n].copy_from_slice(&rest[..n]);
+        let first = d.net.fragment().is_none_or(|f| f.offset == 0);
+        let checksum_at = match d.net.protocol() {
+            Some(6) => Some(16),           // TCP
+            Some(17) => Some(6),           // UDP
+            Some(1) | Some(58) => Some(2), // ICMP, ICMPv6
+            _ => None,
+        };
+        if let Some(at) = checksum_at.filter(|&at| first && at + 2 <= n) {
+            head[at] = 0;
+            head[at + 1] = 0;
+        }
+        h.update(&head[..n]);
     } else {
-        usize::MAX
-    };
-    h.update(&data[upper..upper + (data.len() - upper).min(take)]);
+        h.update(rest);
+    }
     h.update(&wire.to_le_bytes());
     h.digest()
 }
@@ -163,14 +191,32 @@ mod tests {
     }
 
     #[test]
-    fn dedup_forgets_after_the_window() {
+    fn dedup_matches_copies_across_sources_within_the_window() {
         let mut d = Dedup::new(1000);
-        assert!(!d.is_duplicate(0, 7));
-        assert!(d.is_duplicate(500, 7));
-        assert!(d.is_duplicate(1000, 7));
-        // 1001 ns after the first copy: it is outside the window, so a new packet.
-        assert!(!d.is_duplicate(1001, 7));
-        assert!(!d.is_duplicate(1001, 8));
+        assert!(!d.is_duplicate(0, 7, 0));
+        assert!(d.is_duplicate(500, 7, 1), "source 1 sees source 0's packet");
+        assert!(d.is_duplicate(1000, 7, 2), "and so does source 2");
+        assert!(
+            !d.is_duplicate(1000, 7, 1),
+            "a second one at source 1 is a new packet"
+        );
+        // The first copy is now out of the window, the second is not: source 2 matches it.
+        assert!(d.is_duplicate(1001, 7, 2));
+        assert!(!d.is_duplicate(1001, 8, 1));
+        // Both copies are out of the window: a new packet.
+        assert!(!d.is_duplicate(2500, 7, 2));
+        assert_eq!(d.removed(), 3);
+    }
+
+    #[test]
+    fn identical_packets_from_one_source_are_all_kept() {
+        let mut d = Dedup::new(1_000_000);
+        for t in 0..10 {
+            assert!(!d.is_duplicate(t, 42, 3));
+        }
+        // Two copies at another source match two of them.
+        assert!(d.is_duplicate(20, 42, 4));
+        assert!(d.is_duplicate(21, 42, 4));
         assert_eq!(d.removed(), 2);
     }
 }

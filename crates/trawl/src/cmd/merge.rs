@@ -35,7 +35,8 @@ Within one input, packets stay in file order.")]
 pub struct Args {
     #[command(flatten)]
     pub out: OutputArgs,
-    /// Drop a packet when the same packet was kept within the window before it.
+    /// Drop a packet when another input had the same packet within the window before it
+    /// (identical packets within one input, such as duplicate ACKs, are all kept).
     #[arg(long)]
     pub dedup: bool,
     /// How packets are compared for --dedup.
@@ -80,7 +81,7 @@ pub fn run(args: Args) -> Result<()> {
                     &trawl_decode::decode_with_wire_len(p.link_type, p.data, p.orig_len),
                 ),
             };
-            if d.is_duplicate(p.ts.as_nanos(), key) {
+            if d.is_duplicate(p.ts.as_nanos(), key, n) {
                 keep = false;
                 dropped += 1;
             }
