@@ -121,9 +121,66 @@ impl OutFormat {
     }
 }
 
+/// An output being written under a temporary name beside its destination; it takes the final
+/// name only when complete ([`commit`](Self::commit)), and is removed if dropped before that, so
+/// a failed or interrupted command never leaves a capture that looks whole but is not.
+pub struct Partial {
+    temp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl Partial {
+    pub fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.temp, &self.dest).with_context(|| {
+            format!(
+                "{}: cannot move the finished output into place",
+                self.dest.display()
+            )
+        })?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Opens an output (`-`: standard output), buffered and written on its own thread. A file is
+/// written under a temporary name until [`Partial::commit`].
+pub fn create_output(path: &Path) -> Result<(Box<dyn Write>, Option<Partial>)> {
+    if path == Path::new("-") {
+        return Ok((Box::new(WriteBehind::new(io::stdout())), None));
+    }
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(".trawl-partial");
+    let temp = path.with_file_name(temp_name);
+    let f = File::create(&temp).with_context(|| format!("{}: cannot create", path.display()))?;
+    let partial = Partial {
+        temp,
+        dest: path.to_path_buf(),
+        committed: false,
+    };
+    Ok((Box::new(WriteBehind::new(f)), Some(partial)))
+}
+
 /// Where packets are written. Interfaces are identified by (input number, interface index in
 /// that input) and described to the output when first needed.
-pub enum Sink {
+pub struct Sink {
+    kind: SinkKind,
+    partial: Option<Partial>,
+}
+
+enum SinkKind {
     Pcap {
         w: PcapWriter<Box<dyn Write>>,
         link_type: u32,
@@ -133,15 +190,6 @@ pub enum Sink {
         /// Output id of each (input, interface), per input.
         ids: Vec<Vec<Option<u32>>>,
     },
-}
-
-/// Opens an output file (`-`: standard output), buffered and written on its own thread.
-pub fn create_output(path: &Path) -> Result<Box<dyn Write>> {
-    if path == Path::new("-") {
-        return Ok(Box::new(WriteBehind::new(io::stdout())));
-    }
-    let f = File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-    Ok(Box::new(WriteBehind::new(f)))
 }
 
 impl Sink {
@@ -176,29 +224,31 @@ impl Sink {
                 } else {
                     TsPrecision::Micro
                 };
-                let out = create_output(path)?;
+                let (out, partial) = create_output(path)?;
                 let w = PcapWriter::new(out, first.link_type, snaplen, precision)
                     .with_context(|| format!("{}: write failed", path.display()))?;
-                Ok(Sink::Pcap {
+                let kind = SinkKind::Pcap {
                     w,
                     link_type: first.link_type,
-                })
+                };
+                Ok(Sink { kind, partial })
             }
             OutFormat::Pcapng => {
-                let out = create_output(path)?;
+                let (out, partial) = create_output(path)?;
                 let w = PcapngWriter::new(out, &section)
                     .with_context(|| format!("{}: write failed", path.display()))?;
-                Ok(Sink::Pcapng {
+                let kind = SinkKind::Pcapng {
                     w,
                     ids: vec![Vec::new(); inputs.len()],
-                })
+                };
+                Ok(Sink { kind, partial })
             }
         }
     }
 
     /// Starts a new pcapng section (used by `cat` to keep an input's sections apart).
     pub fn new_section(&mut self, options: &OwnedOptions) -> Result<()> {
-        if let Sink::Pcapng { w, ids } = self {
+        if let SinkKind::Pcapng { w, ids } = &mut self.kind {
             w.section(options)?;
             ids.iter_mut().for_each(|v| v.clear());
         }
@@ -219,7 +269,7 @@ impl Sink {
     }
 
     fn interface_id(&mut self, input: usize, iface: u32, known: &[Interface]) -> Result<u32> {
-        let Sink::Pcapng { w, ids } = self else {
+        let SinkKind::Pcapng { w, ids } = &mut self.kind else {
             return Ok(0);
         };
         let slot = &mut ids[input];
@@ -236,8 +286,8 @@ impl Sink {
 
     /// Writes packet `p` of input number `input`, whose interfaces are `known`.
     pub fn write(&mut self, input: usize, known: &[Interface], p: &Packet<'_>) -> Result<()> {
-        match self {
-            Sink::Pcap { w, link_type } => {
+        match &mut self.kind {
+            SinkKind::Pcap { w, link_type } => {
                 if p.link_type != *link_type {
                     bail!(
                         "a packet has link type {}, but the pcap output holds link type \
@@ -247,9 +297,9 @@ impl Sink {
                 }
                 w.write(p.ts, p.orig_len, p.data)?;
             }
-            Sink::Pcapng { .. } => {
+            SinkKind::Pcapng { .. } => {
                 let id = self.interface_id(input, p.interface, known)?;
-                let Sink::Pcapng { w, .. } = self else {
+                let SinkKind::Pcapng { w, .. } = &mut self.kind else {
                     unreachable!()
                 };
                 // A packet from a simple packet block stays one (it has no time to write) when
@@ -272,16 +322,20 @@ impl Sink {
         self.write(n, input.reader.interfaces(), &p)
     }
 
+    /// Flushes everything and gives the output its final name.
     pub fn finish(self) -> Result<()> {
-        match self {
-            Sink::Pcap { w, .. } => {
+        match self.kind {
+            SinkKind::Pcap { w, .. } => {
                 w.finish()?;
             }
-            Sink::Pcapng { w, .. } => {
+            SinkKind::Pcapng { w, .. } => {
                 w.finish()?;
             }
         }
-        Ok(())
+        match self.partial {
+            Some(p) => p.commit(),
+            None => Ok(()),
+        }
     }
 }
 

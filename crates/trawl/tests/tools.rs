@@ -503,3 +503,30 @@ fn garbage_is_refused_with_a_clear_error() {
     );
     let _ = Frames::default();
 }
+
+#[test]
+fn a_corrupt_record_fails_the_command_and_leaves_no_output() {
+    // The second record of dhcp.pcap (at byte 24 + 16 + 314) claims 4 GiB: cat must fail, name the
+    // file and the offset, and leave neither the output nor a partial file behind.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(corpus().join("wireshark-4.0.17/dhcp.pcap")).unwrap();
+    let second = 24 + 16 + 314;
+    bytes[second + 8..second + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let bad = dir.path().join("bad.pcap");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = dir.path().join("out.pcapng");
+    let err = trawl(&["cat", "-o", out.to_str().unwrap(), bad.to_str().unwrap()]).unwrap_err();
+    assert!(
+        err.contains("bad.pcap") && err.contains(&format!("byte offset {}", second + 8)),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("bad.pcap")],
+        "left behind: {left:?}"
+    );
+}

@@ -338,7 +338,7 @@ pub fn run(args: Args) -> Result<()> {
         1 << 30
     });
     let limit_packets = args.packets.unwrap_or(u64::MAX);
-    let out = create_output(&args.output)?;
+    let (out, partial) = create_output(&args.output)?;
     let format = OutFormat::for_path(&args.output, args.format);
     let mut w = match format {
         OutFormat::Pcap => Out::Pcap(PcapWriter::new(out, 1, 262_144, TsPrecision::Micro)?),
@@ -402,6 +402,9 @@ pub fn run(args: Args) -> Result<()> {
         Out::Pcapng(w) => w.finish().map(drop),
     }
     .with_context(|| format!("{}: write failed", args.output.display()))?;
+    if let Some(p) = partial {
+        p.commit()?;
+    }
     eprintln!(
         "wrote {packets} packets, {bytes} bytes to {}",
         args.output.display()
