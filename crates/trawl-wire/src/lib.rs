@@ -1,0 +1,426 @@
+//! The agent protocol's batch: how packets travel from a device to the server (docs/protocol.md).
+//!
+//! A batch is a 96-byte header ([`BatchHeader`]: stream epoch, sequence number and the number of the
+//! batch it follows, packet and byte counts, time range, drop counters, a hash of the body) and a
+//! pcapng body holding one interface and the packets. [`BatchBuilder`] makes one from packets;
+//! [`Batch::parse`] checks one that arrived — every figure in the header against the body — and
+//! refuses garbage, truncation and disagreement with an error that says what and where.
+//! [`judge`] is the server's rule for a batch of a stream: store it, acknowledge a duplicate, or
+//! ask for what is missing.
+//!
+//! Pure: bytes in, values out.
+
+use trawl_pcap::{CaptureReader, Interface, Options, OwnedOptions, PcapngWriter, Timestamp, opt};
+
+pub const MAGIC: &[u8; 4] = b"TRWB";
+pub const VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 96;
+/// Largest batch a server accepts by default.
+pub const MAX_BATCH: usize = 16 << 20;
+
+/// Packets the device could not deliver since the previous batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops {
+    pub kernel: u64,
+    pub interface: u64,
+    pub spool: u64,
+}
+
+impl Drops {
+    pub fn total(&self) -> u64 {
+        self.kernel + self.interface + self.spool
+    }
+}
+
+/// The fixed header of a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub packets: u32,
+    pub epoch: u64,
+    pub seq: u64,
+    pub prev_seq: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub bytes: u64,
+    pub drops: Drops,
+    pub body_hash: u64,
+}
+
+impl BatchHeader {
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..4].copy_from_slice(MAGIC);
+        h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        h[8..12].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&self.packets.to_le_bytes());
+        let fields = [
+            self.epoch,
+            self.seq,
+            self.prev_seq,
+            self.first_ns,
+            self.last_ns,
+            self.bytes,
+            self.drops.kernel,
+            self.drops.interface,
+            self.drops.spool,
+            self.body_hash,
+        ];
+        for (i, v) in fields.iter().enumerate() {
+            h[16 + 8 * i..24 + 8 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        h
+    }
+}
+
+/// What is wrong with a batch, and where (a byte offset in the batch).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("the batch is {0} bytes, shorter than its {HEADER_LEN}-byte header")]
+    Short(usize),
+    #[error("byte 0: not a trawl batch (magic {0:02x?}, expected \"TRWB\")")]
+    Magic([u8; 4]),
+    #[error("byte 4: batch version {0} is not supported (this server speaks version {VERSION})")]
+    Version(u16),
+    #[error("byte 8: header length {0} is invalid (at least {HEADER_LEN}, within the batch)")]
+    HeaderLen(u32),
+    #[error("byte 24: sequence number 0 is invalid (batches are numbered from 1)")]
+    ZeroSeq,
+    #[error("byte 32: prev_seq {prev} is not before seq {seq}")]
+    PrevSeq { prev: u64, seq: u64 },
+    #[error("byte 88: body hash is {actual:#018x}, the header says {stated:#018x}")]
+    Hash { stated: u64, actual: u64 },
+    #[error("body (byte {HEADER_LEN} on): {0}")]
+    Body(String),
+    #[error("the header says {field} is {stated}, the body has {actual}")]
+    Mismatch {
+        field: &'static str,
+        stated: u64,
+        actual: u64,
+    },
+    #[error("the batch is {0} bytes, more than the limit of {MAX_BATCH}")]
+    TooLarge(usize),
+}
+
+/// A batch that passed every check: its header, and its body (pcapng) as received.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    pub header: BatchHeader,
+    pub body: &'a [u8],
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl<'a> Batch<'a> {
+    /// Checks a received batch completely: header fields, hash, and that the body is a readable
+    /// pcapng stream whose packets, bytes and times are those the header states.
+    pub fn parse(bytes: &'a [u8]) -> Result<Batch<'a>, WireError> {
+        if bytes.len() > MAX_BATCH {
+            return Err(WireError::TooLarge(bytes.len()));
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(WireError::Short(bytes.len()));
+        }
+        let magic: [u8; 4] = bytes[0..4].try_into().expect("4 bytes");
+        if &magic != MAGIC {
+            return Err(WireError::Magic(magic));
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != VERSION {
+            return Err(WireError::Version(version));
+        }
+        let header_len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if (header_len as usize) < HEADER_LEN || header_len as usize > bytes.len() {
+            return Err(WireError::HeaderLen(header_len));
+        }
+        let header = BatchHeader {
+            packets: u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")),
+            epoch: u64_at(bytes, 16),
+            seq: u64_at(bytes, 24),
+            prev_seq: u64_at(bytes, 32),
+            first_ns: u64_at(bytes, 40),
+            last_ns: u64_at(bytes, 48),
+            bytes: u64_at(bytes, 56),
+            drops: Drops {
+                kernel: u64_at(bytes, 64),
+                interface: u64_at(bytes, 72),
+                spool: u64_at(bytes, 80),
+            },
+            body_hash: u64_at(bytes, 88),
+        };
+        if header.seq == 0 {
+            return Err(WireError::ZeroSeq);
+        }
+        if header.prev_seq >= header.seq {
+            return Err(WireError::PrevSeq {
+                prev: header.prev_seq,
+                seq: header.seq,
+            });
+        }
+        let body = &bytes[header_len as usize..];
+        let actual = xxhash_rust::xxh3::xxh3_64(body);
+        if actual != header.body_hash {
+            return Err(WireError::Hash {
+                stated: header.body_hash,
+                actual,
+            });
+        }
+        check_body(&header, body)?;
+        Ok(Batch { header, body })
+    }
+}
+
+/// Reads the body and compares what it holds with what the header states.
+fn check_body(h: &BatchHeader, body: &[u8]) -> Result<(), WireError> {
+    let body_err = |e: trawl_pcap::Error| WireError::Body(e.to_string());
+    let mut r = CaptureReader::new(body).map_err(body_err)?;
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    while let Some(p) = r.next_packet().map_err(body_err)? {
+        packets += 1;
+        bytes += p.data.len() as u64;
+        let ns = p.ts.as_nanos();
+        first = first.min(ns);
+        last = last.max(ns);
+    }
+    if r.interfaces().len() != 1 {
+        return Err(WireError::Body(format!(
+            "a batch describes exactly one interface, this one {}",
+            r.interfaces().len()
+        )));
+    }
+    if packets == 0 {
+        first = 0;
+    }
+    for (field, stated, actual) in [
+        ("packets", h.packets as u64, packets),
+        ("bytes", h.bytes, bytes),
+        ("first_ns", h.first_ns, first),
+        ("last_ns", h.last_ns, last),
+    ] {
+        if stated != actual {
+            return Err(WireError::Mismatch {
+                field,
+                stated,
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Collects packets of one interface into a batch.
+pub struct BatchBuilder {
+    writer: PcapngWriter<Vec<u8>>,
+    header: BatchHeader,
+}
+
+impl BatchBuilder {
+    /// A batch for an interface named `name` of `link_type`, with nanosecond times.
+    pub fn new(name: &str, link_type: u32, snaplen: u32) -> BatchBuilder {
+        let mut section = OwnedOptions::new();
+        section.push_str(
+            opt::SHB_USERAPPL,
+            concat!("trawl ", env!("CARGO_PKG_VERSION")),
+        );
+        let mut writer =
+            PcapngWriter::new(Vec::with_capacity(1 << 16), &section).expect("writing to memory");
+        let mut iface = Interface::new(link_type, snaplen, 1_000_000_000);
+        iface.options.push_str(opt::IF_NAME, name);
+        writer.add_interface(&iface).expect("writing to memory");
+        BatchBuilder {
+            writer,
+            header: BatchHeader::default(),
+        }
+    }
+
+    pub fn push(&mut self, ts: Timestamp, orig_len: u32, data: &[u8]) {
+        let ns = ts.as_nanos();
+        if self.header.packets == 0 || ns < self.header.first_ns {
+            self.header.first_ns = ns;
+        }
+        self.header.last_ns = self.header.last_ns.max(ns);
+        self.header.packets += 1;
+        self.header.bytes += data.len() as u64;
+        self.writer
+            .write(0, ts, orig_len, data, Options::default())
+            .expect("writing to memory");
+    }
+
+    pub fn packets(&self) -> u32 {
+        self.header.packets
+    }
+
+    /// Bytes of packet data so far (to decide when a batch is big enough to send).
+    pub fn bytes(&self) -> u64 {
+        self.header.bytes
+    }
+
+    /// The finished batch: header and body, numbered `seq` after `prev_seq` in `epoch`.
+    pub fn finish(mut self, epoch: u64, seq: u64, prev_seq: u64, drops: Drops) -> Vec<u8> {
+        let body = self.writer.finish().expect("writing to memory");
+        self.header.epoch = epoch;
+        self.header.seq = seq;
+        self.header.prev_seq = prev_seq;
+        self.header.drops = drops;
+        self.header.body_hash = xxhash_rust::xxh3::xxh3_64(&body);
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.extend_from_slice(&self.header.encode());
+        out.extend_from_slice(&body);
+        out
+    }
+}
+
+/// What the server does with a batch of a stream whose last stored batch is `last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// New and in order: store it, then acknowledge.
+    Store,
+    /// Already stored: acknowledge again, store nothing.
+    Duplicate,
+    /// Something between `last` and this batch is missing: the agent must resend from `last + 1`.
+    Gap { last: u64 },
+}
+
+pub fn judge(last: u64, header: &BatchHeader) -> Verdict {
+    if header.seq <= last {
+        Verdict::Duplicate
+    } else if header.prev_seq == last {
+        Verdict::Store
+    } else {
+        Verdict::Gap { last }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(seq: u64, prev: u64) -> Vec<u8> {
+        let mut b = BatchBuilder::new("eth0", 1, 262_144);
+        b.push(Timestamp::new(1_700_000_000, 5), 60, &[0xaa; 60]);
+        b.push(Timestamp::new(1_700_000_001, 7), 1514, &[0xbb; 100]);
+        b.finish(
+            42,
+            seq,
+            prev,
+            Drops {
+                kernel: 1,
+                interface: 2,
+                spool: 3,
+            },
+        )
+    }
+
+    #[test]
+    fn a_built_batch_parses_with_its_figures() {
+        let bytes = sample(5, 4);
+        let b = Batch::parse(&bytes).unwrap();
+        assert_eq!(b.header.packets, 2);
+        assert_eq!(b.header.bytes, 160);
+        assert_eq!(b.header.first_ns, 1_700_000_000_000_000_005);
+        assert_eq!(b.header.last_ns, 1_700_000_001_000_000_007);
+        assert_eq!(b.header.drops.total(), 6);
+        assert_eq!(
+            (b.header.epoch, b.header.seq, b.header.prev_seq),
+            (42, 5, 4)
+        );
+        // The body is an ordinary pcapng stream.
+        let mut r = CaptureReader::new(b.body).unwrap();
+        assert_eq!(r.next_packet().unwrap().unwrap().orig_len, 60);
+        assert_eq!(r.interfaces()[0].name(), Some("eth0"));
+    }
+
+    #[test]
+    fn an_empty_batch_carries_drop_counters() {
+        let bytes = BatchBuilder::new("eth0", 1, 0).finish(
+            1,
+            1,
+            0,
+            Drops {
+                kernel: 9,
+                ..Default::default()
+            },
+        );
+        let b = Batch::parse(&bytes).unwrap();
+        assert_eq!(
+            (b.header.packets, b.header.first_ns, b.header.drops.kernel),
+            (0, 0, 9)
+        );
+    }
+
+    #[test]
+    fn garbage_truncation_and_disagreement_are_refused() {
+        let good = sample(1, 0);
+        assert_eq!(Batch::parse(&good[..50]).unwrap_err(), WireError::Short(50));
+        assert!(matches!(
+            Batch::parse(b"GET / HTTP/1.1\r\n\r\n").unwrap_err(),
+            WireError::Short(_)
+        ));
+        let mut junk = good.clone();
+        junk[0] = b'X';
+        assert!(matches!(
+            Batch::parse(&junk).unwrap_err(),
+            WireError::Magic(_)
+        ));
+        // Cut short: the hash no longer matches.
+        assert!(matches!(
+            Batch::parse(&good[..good.len() - 10]).unwrap_err(),
+            WireError::Hash { .. }
+        ));
+        // A header that lies about the packets, with the hash left right.
+        let mut lie = good.clone();
+        lie[12..16].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(
+            Batch::parse(&lie).unwrap_err(),
+            WireError::Mismatch {
+                field: "packets",
+                stated: 3,
+                actual: 2
+            }
+        );
+        // A body that is not pcapng, with a matching hash.
+        let body = b"definitely not pcapng".to_vec();
+        let h = BatchHeader {
+            seq: 1,
+            body_hash: xxhash_rust::xxh3::xxh3_64(&body),
+            ..Default::default()
+        };
+        let mut bad = h.encode().to_vec();
+        bad.extend_from_slice(&body);
+        assert!(matches!(
+            Batch::parse(&bad).unwrap_err(),
+            WireError::Body(_)
+        ));
+        let mut zero = good.clone();
+        zero[24..32].copy_from_slice(&0u64.to_le_bytes());
+        assert_eq!(Batch::parse(&zero).unwrap_err(), WireError::ZeroSeq);
+        let mut v2 = good;
+        v2[4] = 2;
+        assert_eq!(Batch::parse(&v2).unwrap_err(), WireError::Version(2));
+    }
+
+    #[test]
+    fn the_chain_decides_store_duplicate_or_gap() {
+        let h = |seq, prev_seq| BatchHeader {
+            seq,
+            prev_seq,
+            ..Default::default()
+        };
+        assert_eq!(judge(0, &h(1, 0)), Verdict::Store);
+        assert_eq!(judge(1, &h(1, 0)), Verdict::Duplicate, "a replay");
+        assert_eq!(
+            judge(5, &h(3, 2)),
+            Verdict::Duplicate,
+            "an old batch resent"
+        );
+        assert_eq!(
+            judge(1, &h(3, 2)),
+            Verdict::Gap { last: 1 },
+            "batch 2 is missing"
+        );
+        // After a spool overflow the agent skips batches 2 and 3 and says so.
+        assert_eq!(judge(1, &h(4, 1)), Verdict::Store);
+    }
+}
