@@ -134,21 +134,7 @@ impl<'a> Batch<'a> {
         if (header_len as usize) < HEADER_LEN || header_len as usize > bytes.len() {
             return Err(WireError::HeaderLen(header_len));
         }
-        let header = BatchHeader {
-            packets: u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")),
-            epoch: u64_at(bytes, 16),
-            seq: u64_at(bytes, 24),
-            prev_seq: u64_at(bytes, 32),
-            first_ns: u64_at(bytes, 40),
-            last_ns: u64_at(bytes, 48),
-            bytes: u64_at(bytes, 56),
-            drops: Drops {
-                kernel: u64_at(bytes, 64),
-                interface: u64_at(bytes, 72),
-                spool: u64_at(bytes, 80),
-            },
-            body_hash: u64_at(bytes, 88),
-        };
+        let header = read_header(bytes).expect("magic and length checked");
         if header.seq == 0 {
             return Err(WireError::ZeroSeq);
         }
@@ -293,6 +279,86 @@ pub fn judge(last: u64, header: &BatchHeader) -> Verdict {
     }
 }
 
+/// The agent's side of the chain: what the server has acknowledged, and which batches the agent
+/// dropped (from a full spool) before the server had them.
+///
+/// Before sending a batch, [`prepare`](Self::prepare) rewrites its header (the body and its hash
+/// are untouched): `prev_seq` becomes the last acknowledged batch, and the packets of every
+/// dropped batch after it are added to the spool drops. A dropped batch that the server turns out
+/// to have stored after all (its acknowledgement was lost) is not counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SendState {
+    /// The last batch the server is known to have.
+    pub acked: u64,
+    /// Batches dropped unsent or unacknowledged: (seq, packets).
+    pub dropped: Vec<(u64, u32)>,
+}
+
+impl SendState {
+    /// The header to send for a batch whose stored header is `h`.
+    pub fn prepare(&self, h: &BatchHeader) -> BatchHeader {
+        let lost: u64 = self
+            .dropped
+            .iter()
+            .filter(|(seq, _)| *seq > self.acked && *seq < h.seq)
+            .map(|(_, packets)| *packets as u64)
+            .sum();
+        BatchHeader {
+            prev_seq: self.acked,
+            drops: Drops {
+                spool: h.drops.spool + lost,
+                ..h.drops
+            },
+            ..*h
+        }
+    }
+
+    /// The server has every batch up to `seq` (an acknowledgement, a duplicate, or the `last` of
+    /// a gap answer).
+    pub fn server_has(&mut self, seq: u64) {
+        if seq > self.acked {
+            self.acked = seq;
+        }
+        let acked = self.acked;
+        self.dropped.retain(|(s, _)| *s > acked);
+    }
+
+    /// The batch `seq` with `packets` packets was discarded before the server had it.
+    pub fn dropped(&mut self, seq: u64, packets: u32) {
+        if seq > self.acked {
+            self.dropped.push((seq, packets));
+        }
+    }
+}
+
+/// Rewrites the header of an encoded batch in place (the body and its hash stay as they are).
+pub fn rewrite_header(batch: &mut [u8], header: &BatchHeader) {
+    let keep = batch.len().min(HEADER_LEN);
+    batch[..keep].copy_from_slice(&header.encode()[..keep]);
+}
+
+/// Reads the header of an encoded batch without checking the body (for the agent's own spool).
+pub fn read_header(batch: &[u8]) -> Option<BatchHeader> {
+    if batch.len() < HEADER_LEN || &batch[0..4] != MAGIC {
+        return None;
+    }
+    Some(BatchHeader {
+        packets: u32::from_le_bytes(batch[12..16].try_into().ok()?),
+        epoch: u64_at(batch, 16),
+        seq: u64_at(batch, 24),
+        prev_seq: u64_at(batch, 32),
+        first_ns: u64_at(batch, 40),
+        last_ns: u64_at(batch, 48),
+        bytes: u64_at(batch, 56),
+        drops: Drops {
+            kernel: u64_at(batch, 64),
+            interface: u64_at(batch, 72),
+            spool: u64_at(batch, 80),
+        },
+        body_hash: u64_at(batch, 88),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +465,68 @@ mod tests {
         let mut v2 = good;
         v2[4] = 2;
         assert_eq!(Batch::parse(&v2).unwrap_err(), WireError::Version(2));
+    }
+
+    /// An agent and a server exchanging batches, with a spool overflow and a lost
+    /// acknowledgement: every packet is stored once or counted as dropped.
+    #[test]
+    fn send_state_accounts_for_every_packet() {
+        let mut server_last = 0u64;
+        let mut stored_packets = 0u64;
+        let mut counted_drops = 0u64;
+        let mut agent = SendState::default();
+        let batch = |seq: u64| BatchHeader {
+            seq,
+            prev_seq: seq - 1,
+            packets: 10,
+            ..Default::default()
+        };
+        let mut send = |agent: &mut SendState, h: &BatchHeader| -> Verdict {
+            let sent = agent.prepare(h);
+            let v = judge(server_last, &sent);
+            if v == Verdict::Store {
+                server_last = sent.seq;
+                stored_packets += sent.packets as u64;
+                counted_drops += sent.drops.spool;
+            }
+            v
+        };
+        // 1 is stored and acknowledged.
+        assert_eq!(send(&mut agent, &batch(1)), Verdict::Store);
+        agent.server_has(1);
+        // 2 is stored but the acknowledgement is lost; the agent's full spool then drops 2 and 3.
+        assert_eq!(send(&mut agent, &batch(2)), Verdict::Store);
+        agent.dropped(2, 10);
+        agent.dropped(3, 10);
+        // 4 goes out saying it follows 1 and that 20 packets were dropped: the server has 2.
+        assert_eq!(send(&mut agent, &batch(4)), Verdict::Gap { last: 2 });
+        agent.server_has(2);
+        // Now it follows 2 and counts only batch 3's packets.
+        assert_eq!(send(&mut agent, &batch(4)), Verdict::Store);
+        agent.server_has(4);
+        assert_eq!(agent.dropped, vec![]);
+        // A resend of 4 (the acknowledgement lost again) is a duplicate.
+        assert_eq!(send(&mut agent, &batch(4)), Verdict::Duplicate);
+        assert_eq!(
+            stored_packets + counted_drops,
+            40,
+            "batches 1-4, 10 packets each"
+        );
+        assert_eq!(counted_drops, 10);
+    }
+
+    #[test]
+    fn a_header_rewrite_keeps_the_batch_valid() {
+        let mut bytes = sample(7, 6);
+        let h = read_header(&bytes).unwrap();
+        let state = SendState {
+            acked: 3,
+            dropped: vec![(4, 5), (5, 6), (6, 7)],
+        };
+        rewrite_header(&mut bytes, &state.prepare(&h));
+        let b = Batch::parse(&bytes).unwrap();
+        assert_eq!(b.header.prev_seq, 3);
+        assert_eq!(b.header.drops.spool, 3 + 18);
     }
 
     #[test]
