@@ -1,0 +1,384 @@
+//! The spool: batches waiting for the server's acknowledgement, in a bounded directory.
+//!
+//! One file per batch (`<seq>.batch`, the batch bytes as built), written under a temporary name,
+//! synced and renamed, so a crash leaves whole batches or none. A `state` file (written the same
+//! way) holds the stream's epoch, the next sequence number and the [`SendState`]: what the server
+//! has acknowledged and which batches were discarded before it had them. When the spool would
+//! exceed its size, the oldest batches are discarded and remembered as dropped, so that the next
+//! batch sent counts their packets as spool drops (docs/protocol.md).
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use trawl_wire::{SendState, read_header, rewrite_header};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool {path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
+    #[error("spool {path}: the state file is corrupt at line {line}: {detail}")]
+    State {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
+}
+
+fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> SpoolError + 'a {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        what,
+        source,
+    }
+}
+
+/// One spooled batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    seq: u64,
+    size: u64,
+    packets: u32,
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    used: u64,
+    entries: VecDeque<Entry>,
+    epoch: u64,
+    next_seq: u64,
+    send: SendState,
+    /// Files found damaged or unreadable when opening (removed).
+    pub discarded_on_open: usize,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, holding at most `max_bytes` of batches.
+    pub fn open(dir: impl AsRef<Path>, max_bytes: u64) -> Result<Spool, SpoolError> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the directory"))?;
+        let mut spool = Spool {
+            dir,
+            max_bytes,
+            used: 0,
+            entries: VecDeque::new(),
+            epoch: 0,
+            next_seq: 1,
+            send: SendState::default(),
+            discarded_on_open: 0,
+        };
+        let state_path = spool.dir.join("state");
+        match fs::read_to_string(&state_path) {
+            Ok(text) => spool.load_state(&text)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                spool.epoch = random_epoch().map_err(io_err(&spool.dir, "no random epoch"))?;
+                spool.save_state()?;
+            }
+            Err(e) => return Err(io_err(&state_path, "cannot read")(e)),
+        }
+        spool.scan()?;
+        Ok(spool)
+    }
+
+    fn load_state(&mut self, text: &str) -> Result<(), SpoolError> {
+        let bad = |line: usize, detail: &str| SpoolError::State {
+            path: self.dir.join("state"),
+            line,
+            detail: detail.to_string(),
+        };
+        let mut lines = text.lines().enumerate();
+        let (_, first) = lines.next().ok_or_else(|| bad(1, "empty"))?;
+        let nums: Vec<u64> = first
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad(1, "expected: epoch next_seq acked"))?;
+        let [epoch, next_seq, acked] = nums[..] else {
+            return Err(bad(1, "expected: epoch next_seq acked"));
+        };
+        self.epoch = epoch;
+        self.next_seq = next_seq.max(1);
+        self.send.acked = acked;
+        for (i, line) in lines {
+            let mut f = line.split_whitespace();
+            let (Some(Ok(seq)), Some(Ok(packets))) = (
+                f.next().map(str::parse::<u64>),
+                f.next().map(str::parse::<u32>),
+            ) else {
+                return Err(bad(i + 1, "expected: seq packets"));
+            };
+            self.send.dropped.push((seq, packets));
+        }
+        Ok(())
+    }
+
+    fn save_state(&self) -> Result<(), SpoolError> {
+        let mut text = format!("{} {} {}\n", self.epoch, self.next_seq, self.send.acked);
+        for (seq, packets) in &self.send.dropped {
+            text.push_str(&format!("{seq} {packets}\n"));
+        }
+        write_atomically(&self.dir, "state", text.as_bytes())
+    }
+
+    /// Finds the spooled batches; removes temporary files and batches already acknowledged or
+    /// unreadable.
+    fn scan(&mut self) -> Result<(), SpoolError> {
+        let mut found = Vec::new();
+        let listing = fs::read_dir(&self.dir).map_err(io_err(&self.dir, "cannot list"))?;
+        for e in listing {
+            let e = e.map_err(io_err(&self.dir, "cannot list"))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if name.ends_with(".tmp") {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let Some(seq) = name
+                .strip_suffix(".batch")
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let header = read_head(&path);
+            match header {
+                Some(h) if h.seq == seq && h.epoch == self.epoch && seq > self.send.acked => {
+                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    found.push(Entry {
+                        seq,
+                        size,
+                        packets: h.packets,
+                    });
+                }
+                Some(h) if h.seq == seq && seq <= self.send.acked => {
+                    let _ = fs::remove_file(&path);
+                }
+                _ => {
+                    self.discarded_on_open += 1;
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        found.sort_by_key(|e| e.seq);
+        self.used = found.iter().map(|e| e.size).sum();
+        self.entries = found.into();
+        if let Some(last) = self.entries.back() {
+            self.next_seq = self.next_seq.max(last.seq + 1);
+        }
+        Ok(())
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The number for the next batch; persisted, so numbers are never reused after a restart.
+    pub fn take_seq(&mut self) -> Result<u64, SpoolError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.save_state()?;
+        Ok(seq)
+    }
+
+    /// Bytes of batches held.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds a batch (as built, with its own seq). If the spool is then over its size, the oldest
+    /// batches are discarded and remembered as dropped; returns how many packets that cost.
+    pub fn push(&mut self, batch: &[u8]) -> Result<u64, SpoolError> {
+        let header = read_header(batch).ok_or_else(|| SpoolError::State {
+            path: self.dir.clone(),
+            line: 0,
+            detail: "push of something that is not a batch".into(),
+        })?;
+        write_atomically(&self.dir, &format!("{}.batch", header.seq), batch)?;
+        self.entries.push_back(Entry {
+            seq: header.seq,
+            size: batch.len() as u64,
+            packets: header.packets,
+        });
+        self.used += batch.len() as u64;
+        let mut lost = 0;
+        while self.used > self.max_bytes {
+            let Some(old) = self.entries.pop_front() else {
+                break;
+            };
+            let _ = fs::remove_file(self.path_of(old.seq));
+            self.used -= old.size;
+            self.send.dropped(old.seq, old.packets);
+            lost += old.packets as u64;
+        }
+        if lost > 0 {
+            self.save_state()?;
+        }
+        Ok(lost)
+    }
+
+    /// The oldest batch, ready to send: its header rewritten to follow the last acknowledged
+    /// batch and to count the packets of batches discarded since.
+    pub fn next_to_send(&self) -> Result<Option<(u64, Vec<u8>)>, SpoolError> {
+        let Some(entry) = self.entries.front() else {
+            return Ok(None);
+        };
+        let path = self.path_of(entry.seq);
+        let mut bytes = fs::read(&path).map_err(io_err(&path, "cannot read"))?;
+        if let Some(h) = read_header(&bytes) {
+            rewrite_header(&mut bytes, &self.send.prepare(&h));
+        }
+        Ok(Some((entry.seq, bytes)))
+    }
+
+    /// The server has every batch up to `seq` (acknowledged, a duplicate, or the `last` of a gap
+    /// answer): those files go.
+    pub fn server_has(&mut self, seq: u64) -> Result<(), SpoolError> {
+        self.send.server_has(seq);
+        while let Some(e) = self.entries.front().copied() {
+            if e.seq > self.send.acked {
+                break;
+            }
+            let path = self.path_of(e.seq);
+            fs::remove_file(&path).map_err(io_err(&path, "cannot remove"))?;
+            self.used -= e.size;
+            self.entries.pop_front();
+        }
+        self.save_state()
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.send.acked
+    }
+
+    fn path_of(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{seq}.batch"))
+    }
+}
+
+fn read_head(path: &Path) -> Option<trawl_wire::BatchHeader> {
+    let mut head = [0u8; trawl_wire::HEADER_LEN];
+    File::open(path).ok()?.read_exact(&mut head).ok()?;
+    read_header(&head)
+}
+
+/// Writes `name` in `dir` so that it is either whole or absent after a crash.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SpoolError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dest = dir.join(name);
+    let mut f = File::create(&tmp).map_err(io_err(&tmp, "cannot create"))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err(&tmp, "cannot write")(e)
+        })?;
+    fs::rename(&tmp, &dest).map_err(io_err(&dest, "cannot rename into place"))
+}
+
+fn random_epoch() -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(u64::from_le_bytes(b) | 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trawl_pcap::Timestamp;
+    use trawl_wire::{Batch, BatchBuilder, Drops};
+
+    fn batch(spool: &mut Spool, packets: u32) -> Vec<u8> {
+        let seq = spool.take_seq().unwrap();
+        let mut b = BatchBuilder::new("eth0", 1, 0);
+        for i in 0..packets {
+            b.push(Timestamp::new(1_700_000_000, i), 100, &[7u8; 100]);
+        }
+        b.finish(spool.epoch(), seq, seq - 1, Drops::default())
+    }
+
+    #[test]
+    fn batches_survive_a_restart_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let epoch;
+        {
+            let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+            epoch = s.epoch();
+            for n in [1, 2, 3] {
+                let b = batch(&mut s, n);
+                s.push(&b).unwrap();
+            }
+            s.server_has(1).unwrap();
+            // A crash leaves a temporary file behind.
+            fs::write(dir.path().join("9.batch.tmp"), b"half").unwrap();
+        }
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.epoch(), epoch);
+        assert_eq!(s.len(), 2);
+        assert!(!dir.path().join("9.batch.tmp").exists());
+        let (seq, bytes) = s.next_to_send().unwrap().unwrap();
+        assert_eq!(seq, 2);
+        let b = Batch::parse(&bytes).unwrap();
+        assert_eq!((b.header.prev_seq, b.header.packets), (1, 2));
+        // Numbers are not reused after the restart.
+        assert_eq!(s.take_seq().unwrap(), 4);
+    }
+
+    #[test]
+    fn a_full_spool_drops_the_oldest_and_the_next_batch_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), 3_200).unwrap();
+        let mut lost = 0;
+        for _ in 0..5 {
+            let b = batch(&mut s, 10); // about 1.5 kB each
+            lost += s.push(&b).unwrap();
+        }
+        assert!(s.used() <= 3_200);
+        assert_eq!(s.len(), 2, "two batches of about 1.5 kB fit");
+        assert_eq!(lost, 10 * (5 - s.len() as u64));
+        let (seq, bytes) = s.next_to_send().unwrap().unwrap();
+        let h = Batch::parse(&bytes).unwrap().header;
+        assert_eq!(h.prev_seq, 0, "follows the last acknowledged batch");
+        assert_eq!(h.drops.spool, lost, "counts every dropped packet");
+        assert_eq!(seq, 6 - s.len() as u64);
+        // Acknowledged: the drops are accounted and forgotten, the file removed.
+        s.server_has(seq).unwrap();
+        let (_, bytes) = s.next_to_send().unwrap().unwrap();
+        let h = Batch::parse(&bytes).unwrap().header;
+        assert_eq!((h.prev_seq, h.drops.spool), (seq, 0));
+        assert!(!dir.path().join(format!("{seq}.batch")).exists());
+    }
+
+    #[test]
+    fn damaged_files_are_removed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+            let b = batch(&mut s, 1);
+            s.push(&b).unwrap();
+        }
+        fs::write(dir.path().join("2.batch"), b"garbage").unwrap();
+        let s = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!((s.len(), s.discarded_on_open), (1, 1));
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_reported_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("state"), "12 3 x\n").unwrap();
+        let err = Spool::open(dir.path(), 1 << 20).err().unwrap().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+}
