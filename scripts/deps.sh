@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing trawl needs on Debian, when it is missing:
 # libpcap-dev (the filter compiler), and the reference tools the tests compare against
-# (tcpdump, tshark, capinfos/mergecap/editcap from wireshark-common, tcprewrite from tcpreplay).
+# (tcpdump, tshark, capinfos/mergecap/editcap from wireshark-common, tcprewrite from tcpreplay,
+# zstd), and iproute2 for the network-namespace tests.
 # Safe to run again.
 set -euo pipefail
 need=()
@@ -10,6 +11,8 @@ command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v tshark >/dev/null || need+=(tshark)
 command -v mergecap >/dev/null || need+=(wireshark-common)
 command -v tcprewrite >/dev/null || need+=(tcpreplay)
+command -v zstd >/dev/null || need+=(zstd)
+command -v ip >/dev/null || need+=(iproute2)
 command -v cc >/dev/null || need+=(gcc)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ "${1:-}" = "--bench" ]; then

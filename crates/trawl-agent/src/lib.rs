@@ -1,7 +1,13 @@
 //! The edge agent: capture sources, batching, the spool and the uplink to the server.
 //!
-//! So far: [`spool::Spool`], the bounded on-disk queue of batches that are not yet acknowledged,
-//! which survives restarts and counts every batch it has to discard. The capture source
-//! (AF_PACKET) and the uplink (HTTPS) come with the rest of issue 3.
+//! So far:
+//! - [`source`]: where packets come from: a live interface through AF_PACKET with a TPACKET_V3
+//!   ring and a kernel-run classic-BPF filter ([`source::afpacket`]), or a replayed capture file
+//!   ([`source::replay`]), both behind the [`source::Source`] trait with drop counters;
+//! - [`spool::Spool`], the bounded on-disk queue of batches that are not yet acknowledged,
+//!   which survives restarts and counts every batch it has to discard.
+//!
+//! The uplink (HTTPS) comes with the rest of issue 3.
 
+pub mod source;
 pub mod spool;
