@@ -1,0 +1,357 @@
+//! The REST API (docs/protocol.md): routes, credentials, and errors as JSON.
+//!
+//! Every error answer is `{"error": kind, "detail": what was wrong}`; a gap also carries
+//! `"last"`. Handlers are thin: they check the credential, read the request, and hand the work
+//! to the catalogue or to [`Ingest`] on a blocking thread.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use trawl_wire::WireError;
+
+use crate::catalogue::{self, Catalogue, DeviceAuth, DeviceId, OrgId};
+use crate::ingest::{Ingest, IngestError, Outcome, StreamSlot};
+
+/// A request body larger than this is not even read to the end: the connection is dropped.
+/// Up to it, an oversized batch is read and thrown away so that the client gets its `413`.
+const DRAIN_FACTOR: usize = 4;
+
+/// Each stream's slot, locked while one of its batches is handled.
+pub(crate) type Slots = Mutex<HashMap<(DeviceId, String), Arc<tokio::sync::Mutex<StreamSlot>>>>;
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub catalogue: Arc<Mutex<Catalogue>>,
+    pub ingest: Arc<Ingest>,
+    pub slots: Arc<Slots>,
+    pub max_batch: usize,
+}
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/enrollment-tokens", post(create_enrolment_token))
+        .route("/api/v1/enroll", post(enrol))
+        .route("/api/v1/streams/{stream}/batches", post(post_batch))
+        .route("/api/v1/devices", get(list_devices))
+        .route("/api/v1/devices/{id}/revoke", post(revoke_device))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .with_state(state)
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    detail: String,
+    last: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            detail: detail.into(),
+            last: None,
+        }
+    }
+
+    fn unauthorized(detail: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {e}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.kind, "detail": self.detail });
+        if let Some(last) = self.last {
+            body["last"] = last.into();
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::BadBatch(WireError::TooLarge(_)) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            IngestError::BadBatch(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_batch", e.to_string())
+            }
+            IngestError::Store(_) | IngestError::Io { .. } => {
+                tracing::error!("storing a batch: {e}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage",
+                    format!("the batch could not be stored, send it again later: {e}"),
+                )
+            }
+            IngestError::Catalogue(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl AppState {
+    /// Runs `f` on the catalogue on a blocking thread.
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Catalogue) -> catalogue::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let catalogue = self.catalogue.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = catalogue.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut c)
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+    }
+
+    /// The organisation whose admin token the request carries.
+    async fn admin(&self, headers: &HeaderMap) -> Result<OrgId, ApiError> {
+        let token = bearer(headers)?;
+        self.db(move |c| c.admin_org(&token))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown admin token"))
+    }
+
+    /// The device whose credential the request carries; a revoked device is refused.
+    async fn device(&self, headers: &HeaderMap) -> Result<DeviceAuth, ApiError> {
+        let credential = bearer(headers)?;
+        let device = self
+            .db(move |c| c.device_by_credential(&credential))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown device credential"))?;
+        if device.revoked {
+            return Err(ApiError::unauthorized(
+                "this device's credential was revoked",
+            ));
+        }
+        Ok(device)
+    }
+
+    fn slot(&self, device: DeviceId, stream: &str) -> Arc<tokio::sync::Mutex<StreamSlot>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .entry((device, stream.to_owned()))
+            .or_default()
+            .clone()
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer <token> header is needed"))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn create_enrolment_token(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = st.admin(&headers).await?;
+    let token = st.db(move |c| c.create_enrolment_token(org)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "token": token }))).into_response())
+}
+
+#[derive(Deserialize)]
+struct EnrolRequest {
+    token: String,
+    name: String,
+    #[serde(default)]
+    hostname: String,
+    #[serde(default)]
+    interfaces: Vec<EnrolInterface>,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+struct EnrolInterface {
+    name: String,
+    link_type: u32,
+}
+
+async fn enrol(
+    State(st): State<AppState>,
+    body: Result<Json<EnrolRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    if req.name.is_empty() || req.name.len() > 128 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "name: a device name of 1 to 128 bytes is needed",
+        ));
+    }
+    let interfaces = serde_json::to_string(&req.interfaces).map_err(ApiError::internal)?;
+    let enrolled = st
+        .db(move |c| c.enrol(&req.token, &req.name, &req.hostname, &interfaces))
+        .await?;
+    let Some((device, credential)) = enrolled else {
+        return Err(ApiError::unauthorized(
+            "unknown or already used enrolment token",
+        ));
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "device": device.to_string(), "credential": credential })),
+    )
+        .into_response())
+}
+
+/// A stream name becomes part of file and catalogue names: keep it plain.
+fn check_stream_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_stream",
+            "a stream name is 1 to 64 characters of letters, digits and . _ - : @",
+        ))
+    }
+}
+
+/// Reads a request body of at most `limit` bytes. A larger body is read on (and discarded) up
+/// to `DRAIN_FACTOR × limit` so the client, still sending, receives the `413` cleanly.
+async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    use http_body_util::BodyExt;
+    let too_large = |n: usize| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the batch is {n} bytes or more, more than the limit of {limit}"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(n) = declared
+        && n > limit * DRAIN_FACTOR
+    {
+        return Err(too_large(n));
+    }
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total <= limit {
+            buf.extend_from_slice(&data);
+        } else if total > limit * DRAIN_FACTOR {
+            break;
+        } else if !buf.is_empty() {
+            buf = Vec::new();
+        }
+    }
+    if total > limit {
+        return Err(too_large(total));
+    }
+    Ok(buf)
+}
+
+async fn post_batch(
+    State(st): State<AppState>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let device = st.device(&headers).await?;
+    check_stream_name(&stream)?;
+    let bytes = read_body(&headers, body, st.max_batch).await?;
+
+    // One batch of a stream at a time, from the judgement to the catalogue commit.
+    let mut slot = st.slot(device.id, &stream).lock_owned().await;
+    let ingest = st.ingest.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || ingest.accept(&mut slot, &device, &stream, &bytes))
+            .await
+            .map_err(ApiError::internal)??;
+    match outcome {
+        Outcome::Stored { seq } => {
+            Ok(Json(json!({ "seq": seq, "status": "stored" })).into_response())
+        }
+        Outcome::Duplicate { seq } => {
+            Ok(Json(json!({ "seq": seq, "status": "duplicate" })).into_response())
+        }
+        Outcome::Gap { last } => Err(ApiError {
+            last: Some(last),
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                "gap",
+                format!(
+                    "the last batch stored in this epoch is {last}: send from {} on",
+                    last + 1
+                ),
+            )
+        }),
+    }
+}
+
+async fn list_devices(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = st.admin(&headers).await?;
+    let devices = st.db(move |c| c.devices(org)).await?;
+    Ok(Json(json!({ "devices": devices })).into_response())
+}
+
+async fn revoke_device(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = st.admin(&headers).await?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no device {id}"),
+        )
+    };
+    let Ok(device) = id.parse::<DeviceId>() else {
+        return Err(not_found());
+    };
+    // Another organisation's device is answered exactly like a device that does not exist.
+    if !st.db(move |c| c.revoke(org, device)).await? {
+        return Err(not_found());
+    }
+    Ok(Json(json!({ "device": id, "revoked": true })).into_response())
+}

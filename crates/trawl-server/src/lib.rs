@@ -1,0 +1,240 @@
+//! The trawl server's ingest path: devices enrol, then stream batches of packets over HTTPS;
+//! each batch is checked, written durably to a segment file, recorded in the catalogue, and only
+//! then acknowledged (docs/protocol.md).
+//!
+//! [`Server::start`] takes a [`Config`] (data directory, listen address, TLS) and serves the API
+//! in [`api`] on tokio and axum. Its pieces, along the data path:
+//! - `api`: routes, credentials, JSON errors;
+//! - `ingest`: `Batch::parse` → `judge` → segment append and `sync` (trawl-store) → catalogue,
+//!   one batch of a stream at a time;
+//! - [`catalogue`]: SQLite (WAL): organisations, tokens, devices, streams, segments — every
+//!   query scoped to one organisation;
+//! - [`tls`]: the certificate, self-signed on first start.
+//!
+//! The data directory holds `catalogue.db`, `tls/{cert,key}.pem` and
+//! `segments/org-N/dev-M/sS-G.pcapng.zst` (+ `.idx`).
+
+mod api;
+pub mod catalogue;
+mod ingest;
+mod secret;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use catalogue::{Catalogue, CatalogueError, DeviceSummary, NewOrganisation, SegmentRecord};
+pub use ingest::Rotation;
+pub use tls::TlsFiles;
+pub use trawl_wire::MAX_BATCH;
+
+/// How the server speaks on its port.
+#[derive(Clone, Debug)]
+pub enum Tls {
+    /// HTTPS with the certificate in `DATA/tls/`, made self-signed for these names (host names
+    /// or IP addresses) on first start.
+    SelfSigned { names: Vec<String> },
+    /// HTTPS with a certificate and key the operator provides.
+    Files(TlsFiles),
+    /// Plain HTTP: for tests, or behind a TLS-terminating proxy.
+    Plain,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub tls: Tls,
+    /// Largest batch accepted, in bytes (larger: `413`).
+    pub max_batch: usize,
+    pub rotation: Rotation,
+}
+
+impl Config {
+    /// HTTPS with a self-signed certificate for localhost, 16 MiB batches, default rotation.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            listen,
+            tls: Tls::SelfSigned {
+                names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            },
+            max_batch: MAX_BATCH,
+            rotation: Rotation::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+}
+
+/// A running server. Dropping it stops it; [`shutdown`](Self::shutdown) stops it and waits.
+pub struct Server {
+    addr: SocketAddr,
+    scheme: &'static str,
+    certificate: Option<PathBuf>,
+    data_dir: PathBuf,
+    catalogue: Arc<Mutex<Catalogue>>,
+    handle: axum_server::Handle<SocketAddr>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// Opens (or creates) the data directory and catalogue, makes the certificate if needed,
+    /// binds `config.listen` and serves until shut down.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let io_err = |what, path: &Path| {
+            let path = path.display().to_string();
+            move |source| StartError::Io { what, path, source }
+        };
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(io_err("creating", &data_dir))?;
+        let catalogue_path = data_dir.join("catalogue.db");
+        let catalogue = Catalogue::open(&catalogue_path)?;
+        let catalogue = Arc::new(Mutex::new(catalogue));
+
+        let tls_files = match &config.tls {
+            Tls::Plain => None,
+            Tls::Files(files) => Some(files.clone()),
+            Tls::SelfSigned { names } => {
+                let dir = data_dir.join("tls");
+                std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+                let files = TlsFiles::in_dir(&dir);
+                if tls::ensure_self_signed(&files, names)? {
+                    tracing::info!("made a self-signed certificate: {}", files.cert.display());
+                }
+                Some(files)
+            }
+        };
+
+        let listener = std::net::TcpListener::bind(config.listen).map_err(io_err(
+            "listening on",
+            Path::new(&config.listen.to_string()),
+        ))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("configuring", Path::new(&config.listen.to_string())))?;
+        let addr = listener
+            .local_addr()
+            .map_err(io_err("reading the address of", Path::new("the listener")))?;
+
+        let state = api::AppState {
+            catalogue: catalogue.clone(),
+            ingest: Arc::new(ingest::Ingest {
+                data_dir: data_dir.clone(),
+                catalogue: catalogue.clone(),
+                rotation: config.rotation,
+            }),
+            slots: Arc::new(Mutex::new(HashMap::new())),
+            max_batch: config.max_batch,
+        };
+        let app = api::router(state).into_make_service();
+        let handle = axum_server::Handle::new();
+        let listen_err = io_err("serving on", Path::new("the listener"));
+        let task = match &tls_files {
+            None => {
+                let server = axum_server::from_tcp(listener)
+                    .map_err(listen_err)?
+                    .handle(handle.clone());
+                tokio::spawn(server.serve(app))
+            }
+            Some(files) => {
+                let rustls =
+                    axum_server::tls_rustls::RustlsConfig::from_config(tls::server_config(files)?);
+                let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls)
+                    .map_err(listen_err)?
+                    .handle(handle.clone());
+                tokio::spawn(server.serve(app))
+            }
+        };
+        Ok(Server {
+            addr,
+            scheme: if tls_files.is_some() { "https" } else { "http" },
+            certificate: tls_files.map(|f| f.cert),
+            data_dir,
+            catalogue,
+            handle,
+            task: Some(task),
+        })
+    }
+
+    /// The address the server listens on (the real port when configured with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://ADDR` (or `http://` without TLS).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The certificate (PEM) clients should trust, when serving HTTPS.
+    pub fn certificate(&self) -> Option<&Path> {
+        self.certificate.as_deref()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Creates an organisation; returns its id and its admin token (shown only now).
+    pub async fn create_organisation(&self, name: &str) -> Result<NewOrganisation, CatalogueError> {
+        let (catalogue, name) = (self.catalogue.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || {
+            catalogue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .create_organisation(&name)
+        })
+        .await
+        .expect("the catalogue task does not panic")
+    }
+
+    /// The segments of a device of organisation `org`, as the catalogue records them.
+    pub async fn segments(
+        &self,
+        org: catalogue::OrgId,
+        device: catalogue::DeviceId,
+    ) -> Result<Vec<SegmentRecord>, CatalogueError> {
+        let catalogue = self.catalogue.clone();
+        tokio::task::spawn_blocking(move || {
+            catalogue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .segments(org, device)
+        })
+        .await
+        .expect("the catalogue task does not panic")
+    }
+
+    /// Stops accepting, lets requests in progress finish (for up to 5 s), and waits.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.task.is_some() {
+            self.handle.shutdown();
+        }
+    }
+}
