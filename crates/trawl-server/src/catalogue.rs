@@ -31,6 +31,8 @@ pub enum CatalogueError {
     Random(#[from] std::io::Error),
     #[error("catalogue: stream {stream} was expected at batch {expected}, it is not")]
     Raced { stream: i64, expected: u64 },
+    #[error("an organisation named \"{0}\" already exists")]
+    OrganisationExists(String),
 }
 
 const SCHEMA: &str = "
@@ -216,10 +218,26 @@ impl Catalogue {
         Ok(Catalogue { conn })
     }
 
+    /// How many organisations there are.
+    pub fn organisation_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM organisations", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     /// Creates an organisation and its first admin token.
     pub fn create_organisation(&mut self, name: &str) -> Result<NewOrganisation> {
         let token = secret::generate()?;
         let tx = self.conn.transaction()?;
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM organisations WHERE name = ?1)",
+            [name],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(CatalogueError::OrganisationExists(name.to_string()));
+        }
         tx.execute(
             "INSERT INTO organisations (name, created_ns) VALUES (?1, ?2)",
             params![name, now_ns()],

@@ -1,4 +1,4 @@
-//! The `trawl` command: offline tools for capture files (and, later, the agent and the server).
+//! The `trawl` command: offline tools for capture files, and the server (later, the agent).
 
 mod cmd;
 mod files;
@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "trawl",
     version,
-    about = "Packet capture for operators: read, filter, slice, merge and summarise captures",
+    about = "Packet capture for operators: read, filter, slice, merge and summarise captures; run the capture server",
     after_help = "\
 Examples:
   trawl info capture.pcapng                         what is in a file (like capinfos)
@@ -22,6 +22,8 @@ Examples:
   trawl merge --dedup -o both.pcapng tap-a.pcap tap-b.pcap
   trawl cat -o day.pcapng 09h.pcap 10h.pcap 11h.pcap
   trawl demo                                        a tour on a generated capture
+  trawl server --data ./trawl-data                  the central server (HTTPS on port 8443)
+  trawl org create acme --data ./trawl-data         another organisation and its admin token
 
 Every command reads pcap, pcapng and snoop (also gzip- or zstd-compressed) and takes tcpdump
 filter expressions.
@@ -48,6 +50,10 @@ enum Command {
     Gen(cmd::generate::Args),
     /// A short tour of the offline tools on a generated capture.
     Demo(cmd::demo::Args),
+    /// Run the central server: enrolment and ingest over HTTPS, stored in a local directory.
+    Server(cmd::server::Args),
+    /// Manage organisations in a server's data directory (no running server needed).
+    Org(cmd::org::Args),
 }
 
 fn main() {
@@ -60,6 +66,8 @@ fn main() {
         Command::Info(a) => cmd::info::run(a),
         Command::Gen(a) => cmd::generate::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Server(a) => cmd::server::run(a),
+        Command::Org(a) => cmd::org::run(a),
     };
     if let Err(e) = result {
         eprintln!("trawl: {e:#}");

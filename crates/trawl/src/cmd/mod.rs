@@ -3,5 +3,7 @@ pub mod demo;
 pub mod generate;
 pub mod info;
 pub mod merge;
+pub mod org;
 pub mod read;
+pub mod server;
 pub mod slice;
