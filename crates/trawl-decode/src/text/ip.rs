@@ -27,6 +27,23 @@ impl IpCtx {
     pub fn push_dst(&self, out: &mut Vec<u8>) {
         push_addr(out, self.v6, &self.dst);
     }
+    /// `src.sport > dst.dport: ` when the IP header names the transport protocol directly
+    /// (`direct`), else `sport > dport: `, as tcpdump begins a TCP or UDP line.
+    pub fn push_ports(&self, out: &mut Vec<u8>, direct: bool, sport: u16, dport: u16) {
+        if direct {
+            self.push_src(out);
+            out.push(b'.');
+        }
+        fmt::push_u32(out, sport.into());
+        out.extend_from_slice(b" > ");
+        if direct {
+            self.push_dst(out);
+            out.push(b'.');
+        }
+        fmt::push_u32(out, dport.into());
+        out.extend_from_slice(b": ");
+    }
+
     /// `src > dst` as tcpdump prints it for the IP layer.
     pub fn push_pair(&self, out: &mut Vec<u8>) {
         self.push_src(out);

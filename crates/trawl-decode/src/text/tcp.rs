@@ -80,21 +80,7 @@ pub(crate) fn print(p: &mut Printer<'_, '_>, ctx: &IpCtx, off: usize, length: u3
         return;
     };
     let direct = ctx.header_proto == crate::net::proto::TCP;
-    if direct {
-        ctx.push_src(p.out);
-        p.s(".");
-        p.u(sport.into());
-        p.s(" > ");
-        ctx.push_dst(p.out);
-        p.s(".");
-        p.u(dport.into());
-        p.s(": ");
-    } else {
-        p.u(sport.into());
-        p.s(" > ");
-        p.u(dport.into());
-        p.s(": ");
-    }
+    ctx.push_ports(p.out, direct, sport, dport);
     let Some(off_byte) = u8_at(data, off + 12) else {
         return p.trunc("tcp");
     };

@@ -25,23 +25,7 @@ pub(crate) fn print(p: &mut Printer<'_, '_>, ctx: &IpCtx, off: usize, length: u3
         addrs_only(p);
         return p.trunc("udp");
     };
-    let ports = |p: &mut Printer<'_, '_>| {
-        if direct {
-            ctx.push_src(p.out);
-            p.s(".");
-            p.u(sport.into());
-            p.s(" > ");
-            ctx.push_dst(p.out);
-            p.s(".");
-            p.u(dport.into());
-            p.s(": ");
-        } else {
-            p.u(sport.into());
-            p.s(" > ");
-            p.u(dport.into());
-            p.s(": ");
-        }
-    };
+    let ports = |p: &mut Printer<'_, '_>| ctx.push_ports(p.out, direct, sport, dport);
     let Some(ulen16) = be16(data, off + 4) else {
         ports(p);
         return p.trunc("udp");
