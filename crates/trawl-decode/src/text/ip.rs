@@ -424,7 +424,8 @@ fn print_arp(p: &mut Printer<'_, '_>, arp: &Arp<'_>) {
             p.s(" is-at ");
             fmt::push_mac(p.out, arp.sender_hw);
         }
-        3 => {
+        // RARP and InARP requests read the same: who has this hardware address.
+        3 | 8 => {
             fmt::push_mac(p.out, arp.target_hw);
             p.s(" tell ");
             fmt::push_mac(p.out, arp.sender_hw);
@@ -433,11 +434,6 @@ fn print_arp(p: &mut Printer<'_, '_>, arp: &Arp<'_>) {
             fmt::push_mac(p.out, arp.target_hw);
             p.s(" at ");
             proto_addr(p, arp.target_proto);
-        }
-        8 => {
-            fmt::push_mac(p.out, arp.target_hw);
-            p.s(" tell ");
-            fmt::push_mac(p.out, arp.sender_hw);
         }
         9 => {
             fmt::push_mac(p.out, arp.sender_hw);
