@@ -9,5 +9,6 @@
 //!
 //! The uplink (HTTPS) comes with the rest of issue 3.
 
+pub mod http;
 pub mod source;
 pub mod spool;
