@@ -9,6 +9,8 @@
 //!
 //! The uplink (HTTPS) comes with the rest of issue 3.
 
+pub mod agent;
 pub mod http;
 pub mod source;
 pub mod spool;
+pub mod uplink;

@@ -263,6 +263,31 @@ impl Spool {
         self.send.acked
     }
 
+    /// The server says its last batch of this epoch is `last`, below what it acknowledged
+    /// before (its data was restored from an older copy or wiped): the chain continues from
+    /// `last`. Batches it lost after acknowledging them are gone from the spool too; they are
+    /// not the agent's drops, so they are not counted as such.
+    pub fn server_rewound(&mut self, last: u64) -> Result<(), SpoolError> {
+        self.send.acked = last;
+        self.send.dropped.retain(|(s, _)| *s > last);
+        self.save_state()
+    }
+
+    /// The server refused batch `seq` itself (not its place in the chain): it is removed and its
+    /// packets are counted as spool drops of the next batch sent.
+    pub fn discard(&mut self, seq: u64) -> Result<u32, SpoolError> {
+        let Some(pos) = self.entries.iter().position(|e| e.seq == seq) else {
+            return Ok(0);
+        };
+        let entry = self.entries.remove(pos).expect("found above");
+        let path = self.path_of(seq);
+        fs::remove_file(&path).map_err(io_err(&path, "cannot remove"))?;
+        self.used -= entry.size;
+        self.send.dropped(seq, entry.packets);
+        self.save_state()?;
+        Ok(entry.packets)
+    }
+
     fn path_of(&self, seq: u64) -> PathBuf {
         self.dir.join(format!("{seq}.batch"))
     }

@@ -226,6 +226,18 @@ impl Catalogue {
         Ok(n as u64)
     }
 
+    /// The id of the organisation named `name`.
+    pub fn organisation_id(&self, name: &str) -> Result<Option<OrgId>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM organisations WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Creates an organisation and its first admin token.
     pub fn create_organisation(&mut self, name: &str) -> Result<NewOrganisation> {
         let token = secret::generate()?;

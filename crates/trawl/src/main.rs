@@ -24,6 +24,8 @@ Examples:
   trawl demo                                        a tour on a generated capture
   trawl server --data ./trawl-data                  the central server (HTTPS on port 8443)
   trawl org create acme --data ./trawl-data         another organisation and its admin token
+  trawl org enrollment-token --data ./trawl-data    a one-time token to enrol a device
+  trawl agent --server URL --enroll TOKEN -i eth0   capture on a device, stream to the server
 
 Every command reads pcap, pcapng and snoop (also gzip- or zstd-compressed) and takes tcpdump
 filter expressions.
@@ -54,6 +56,8 @@ enum Command {
     Server(cmd::server::Args),
     /// Manage organisations in a server's data directory (no running server needed).
     Org(cmd::org::Args),
+    /// Run the edge agent: capture (AF_PACKET + kernel BPF) and stream to a server.
+    Agent(cmd::agent::Args),
 }
 
 fn main() {
@@ -68,6 +72,7 @@ fn main() {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Server(a) => cmd::server::run(a),
         Command::Org(a) => cmd::org::run(a),
+        Command::Agent(a) => cmd::agent::run(a),
     };
     if let Err(e) = result {
         eprintln!("trawl: {e:#}");

@@ -1,3 +1,4 @@
+pub mod agent;
 pub mod cat;
 pub mod demo;
 pub mod generate;

@@ -16,6 +16,29 @@ pub struct Args {
 pub enum OrgCommand {
     /// Create an organisation and print its admin token (shown only this once).
     Create(CreateArgs),
+    /// Make a one-time enrolment token for a device (`trawl agent --enroll TOKEN`).
+    #[command(name = "enrollment-token", alias = "enrolment-token")]
+    EnrollmentToken(TokenArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  trawl org enrollment-token --data ./trawl-data
+      a token for the organisation \"default\" (the one the first server start made)
+  trawl org enrollment-token --org acme --data /var/lib/trawl
+  trawl agent --server https://HOST:8443 --ca ./trawl-data/tls/cert.pem --enroll TOKEN -i eth0
+      on the device: trade it for the device's own credential (once)
+
+The token works once; the server keeps only its hash. With a running server the same is
+POST /api/v1/enrollment-tokens with the organisation's admin token.")]
+pub struct TokenArgs {
+    /// The organisation.
+    #[arg(long, default_value = "default")]
+    pub org: String,
+    /// The server's data directory.
+    #[arg(long, value_name = "DIR", default_value = "./trawl-data")]
+    pub data: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -39,7 +62,30 @@ pub struct CreateArgs {
 pub fn run(args: Args) -> Result<()> {
     match args.command {
         OrgCommand::Create(a) => create(a),
+        OrgCommand::EnrollmentToken(a) => enrolment_token(a),
     }
+}
+
+fn enrolment_token(args: TokenArgs) -> Result<()> {
+    let path = args.data.join("catalogue.db");
+    if !path.exists() {
+        bail!(
+            "no catalogue at {} (start the server once with --data {}, or give --data)",
+            path.display(),
+            args.data.display()
+        );
+    }
+    let mut catalogue = Catalogue::open(&path)?;
+    let Some(org) = catalogue.organisation_id(&args.org)? else {
+        bail!("no organisation \"{}\" in {}", args.org, path.display());
+    };
+    println!("{}", catalogue.create_enrolment_token(org)?);
+    eprintln!(
+        "a one-time enrolment token for organisation \"{}\": the device trades it with \
+         trawl agent --enroll TOKEN",
+        args.org
+    );
+    Ok(())
 }
 
 fn create(args: CreateArgs) -> Result<()> {

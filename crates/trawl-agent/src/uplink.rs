@@ -1,0 +1,201 @@
+//! The agent's side of the REST API (docs/protocol.md): enrolment, filter compilation, and
+//! sending batches, each answer sorted into what the agent must do next.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use serde::{Deserialize, Serialize};
+use trawl_bpf::Program;
+
+use crate::http::{HttpError, Trust, blocking_client, error_detail};
+
+/// One batch can take long on a slow link; the server answers only after an fsync.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A server as the agent talks to it.
+pub struct ServerApi {
+    base: String,
+    client: Client,
+    credential: Option<String>,
+}
+
+/// What became of a request that did not get the answer hoped for.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server could not be reached, or answered 5xx: try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The server refused the credential (unknown, used, or revoked): trying again is useless.
+    #[error("refused: {0}")]
+    Unauthorized(String),
+    /// The server refused the request itself (4xx other than 401).
+    #[error("refused ({status}): {detail}")]
+    Refused { status: u16, detail: String },
+    #[error("the server's answer is not what the protocol says: {0}")]
+    Protocol(String),
+}
+
+/// The server's answer to a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchAnswer {
+    /// Stored now, or stored before: the server has every batch up to `seq`.
+    Has { seq: u64, duplicate: bool },
+    /// The chain is broken: the last batch the server has of this epoch is `last`.
+    Gap { last: u64 },
+}
+
+/// What enrolment gives the device.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Enrolment {
+    pub device: String,
+    pub credential: String,
+}
+
+/// An interface as enrolment describes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct InterfaceInfo {
+    pub name: String,
+    pub link_type: u32,
+}
+
+impl ServerApi {
+    /// `base` is the server's URL (`https://host:8443`); `credential` the device's, once enrolled.
+    pub fn new(base: &str, trust: &Trust, credential: Option<String>) -> Result<Self, HttpError> {
+        Ok(ServerApi {
+            base: base.trim_end_matches('/').to_owned(),
+            client: blocking_client(trust, REQUEST_TIMEOUT)?,
+            credential,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn authed(&self, req: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+        match &self.credential {
+            Some(c) => req.bearer_auth(c),
+            None => req,
+        }
+    }
+
+    /// Sends a request; a success answer's body is returned, anything else sorted.
+    fn call(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let resp = self.authed(req).send().map_err(|e| {
+            // reqwest's top-level message hides the cause (refused, TLS, timeout).
+            let mut detail = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                detail = format!("{detail}: {s}");
+                source = s.source();
+            }
+            ApiError::Unavailable(detail)
+        })?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .map_err(|e| ApiError::Unavailable(format!("reading the answer: {e}")))?
+            .to_vec();
+        Ok((status, body))
+    }
+
+    fn sort(status: StatusCode, body: &[u8]) -> ApiError {
+        let detail = error_detail(body);
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ApiError::Unauthorized(detail),
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                ApiError::Unavailable(format!("{s}: {detail}"))
+            }
+            s => ApiError::Refused {
+                status: s.as_u16(),
+                detail,
+            },
+        }
+    }
+
+    /// Trades a one-time enrolment token for the device's own credential.
+    pub fn enrol(
+        &self,
+        token: &str,
+        name: &str,
+        hostname: &str,
+        interfaces: &[InterfaceInfo],
+    ) -> Result<Enrolment, ApiError> {
+        let body = serde_json::json!({
+            "token": token, "name": name, "hostname": hostname, "interfaces": interfaces,
+        });
+        let (status, bytes) =
+            self.call(self.client.post(self.url("/api/v1/enroll")).json(&body))?;
+        if status != StatusCode::CREATED && status != StatusCode::OK {
+            return Err(Self::sort(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol(e.to_string()))
+    }
+
+    /// Has the server compile `expression` for packets of `link_type`.
+    pub fn compile(
+        &self,
+        expression: &str,
+        link_type: u32,
+        snaplen: u32,
+    ) -> Result<Program, ApiError> {
+        #[derive(Deserialize)]
+        struct Compiled {
+            program: Program,
+        }
+        let body = serde_json::json!({
+            "expression": expression, "link_type": link_type, "snaplen": snaplen,
+        });
+        let (status, bytes) =
+            self.call(self.client.post(self.url("/api/v1/compile")).json(&body))?;
+        if status != StatusCode::OK {
+            return Err(Self::sort(status, &bytes));
+        }
+        let compiled: Compiled =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol(e.to_string()))?;
+        Ok(compiled.program)
+    }
+
+    /// Sends one batch of `stream`.
+    pub fn send_batch(&self, stream: &str, batch: Vec<u8>) -> Result<BatchAnswer, ApiError> {
+        #[derive(Deserialize)]
+        struct Ack {
+            seq: u64,
+            status: String,
+        }
+        #[derive(Deserialize)]
+        struct Gap {
+            last: u64,
+        }
+        let req = self
+            .client
+            .post(self.url(&format!("/api/v1/streams/{stream}/batches")))
+            .header(reqwest::header::CONTENT_TYPE, "application/x-trawl-batch")
+            .body(batch);
+        let (status, bytes) = self.call(req)?;
+        match status {
+            StatusCode::OK => {
+                let ack: Ack = serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::Protocol(format!("acknowledgement: {e}")))?;
+                Ok(BatchAnswer::Has {
+                    seq: ack.seq,
+                    duplicate: ack.status == "duplicate",
+                })
+            }
+            StatusCode::CONFLICT => {
+                let gap: Gap = serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::Protocol(format!("gap answer: {e}")))?;
+                Ok(BatchAnswer::Gap { last: gap.last })
+            }
+            s => Err(Self::sort(s, &bytes)),
+        }
+    }
+}
