@@ -347,20 +347,36 @@ struct Filled {
     drops: Drops,
 }
 
+/// The sources and spools, open, with no thread started yet: the moment to drop privileges
+/// ([`crate::privilege`]).
+pub struct Opened {
+    api: Arc<ServerApi>,
+    config: AgentConfig,
+    stop: Arc<AtomicBool>,
+    log: Arc<dyn Fn(&str) + Send + Sync>,
+    streams: Vec<(String, Box<dyn Source + Send>, Option<Program>, Spool)>,
+}
+
 impl Agent {
-    /// Opens every source (compiling the filter through the server), opens the spools, and
-    /// starts the threads. `log` receives human-readable events (it may be called from any
-    /// thread). Setting `stop` stops the agent.
+    /// [`Agent::open`], then [`Opened::start`].
     pub fn start(
         api: Arc<ServerApi>,
         config: &AgentConfig,
         stop: Arc<AtomicBool>,
         log: Arc<dyn Fn(&str) + Send + Sync>,
     ) -> Result<Agent, AgentError> {
-        let shared = Arc::new(Shared {
-            stop: stop.clone(),
-            fatal: Mutex::new(None),
-        });
+        Ok(Agent::open(api, config, stop, log)?.start())
+    }
+
+    /// Opens every source (compiling the filter through the server) and its spool. `log`
+    /// receives human-readable events (it may be called from any thread). Setting `stop` stops
+    /// the agent (and a wait for the server to compile the filter).
+    pub fn open(
+        api: Arc<ServerApi>,
+        config: &AgentConfig,
+        stop: Arc<AtomicBool>,
+        log: Arc<dyn Fn(&str) + Send + Sync>,
+    ) -> Result<Opened, AgentError> {
         let mut opened: Vec<(String, Box<dyn Source + Send>, Option<Program>)> = Vec::new();
         let mut names = BTreeMap::new();
         for spec in &config.sources {
@@ -413,6 +429,34 @@ impl Agent {
                 config.state_dir.join("spool").join(&name),
                 config.spool_max_bytes,
             )?;
+            streams.push((name, source, soft_filter, spool));
+        }
+        Ok(Opened {
+            api,
+            config: config.clone(),
+            stop,
+            log,
+            streams,
+        })
+    }
+}
+
+impl Opened {
+    /// Starts the threads of every stream.
+    pub fn start(self) -> Agent {
+        let Opened {
+            api,
+            config,
+            stop,
+            log,
+            streams: opened,
+        } = self;
+        let shared = Arc::new(Shared {
+            stop,
+            fatal: Mutex::new(None),
+        });
+        let mut streams = Vec::new();
+        for (name, source, soft_filter, spool) in opened {
             if spool.discarded_on_open > 0 {
                 log(&format!(
                     "{name}: {} damaged spool files removed",
@@ -473,9 +517,11 @@ impl Agent {
                 threads,
             });
         }
-        Ok(Agent { streams, shared })
+        Agent { streams, shared }
     }
+}
 
+impl Agent {
     /// Every stream's counters now.
     pub fn status(&self) -> Vec<StreamStatus> {
         self.streams

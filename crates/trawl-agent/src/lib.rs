@@ -11,6 +11,7 @@
 
 pub mod agent;
 pub mod http;
+pub mod privilege;
 pub mod source;
 pub mod spool;
 pub mod uplink;

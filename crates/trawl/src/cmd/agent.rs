@@ -49,6 +49,7 @@ The config file (every key optional; flags override it; an unknown key is an err
   ca = \"/etc/trawl/server-cert.pem\"   # or: fingerprint = \"AB:CD:…\"
   state = \"/var/lib/trawl-agent\"
   name = \"gw-17\"                      # the device's name at enrolment (default: host name)
+  user = \"trawl\"                      # drop root once the sockets are open
   interfaces = [\"eth0\", \"eth1\"]
   filter = \"not port 8443\"
   snaplen = 262144
@@ -99,6 +100,10 @@ pub struct Args {
     /// Seconds between status lines on stderr (0: none).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub status_every: u64,
+    /// Once the sockets are open, become this user (name, or UID:GID), keeping only
+    /// CAP_NET_RAW; the state directory is handed to it.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
     /// Print the final counters as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -115,6 +120,7 @@ struct FileConfig {
     fingerprint: Option<String>,
     state: Option<PathBuf>,
     name: Option<String>,
+    user: Option<String>,
     #[serde(default)]
     interfaces: Vec<String>,
     filter: Option<String>,
@@ -354,12 +360,20 @@ pub fn run(args: Args) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        let agent = Agent::start(api, &config, stop.clone(), log.clone());
-        if agent.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
-        let agent = agent?;
-        (agent, watcher)
+        let opened = Agent::open(api, &config, stop.clone(), log.clone()).and_then(|o| {
+            if let Some(user) = args.user.as_ref().or(file.user.as_ref()) {
+                drop_privileges(user, &state)?;
+            }
+            Ok(o)
+        });
+        let opened = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                return Err(e.into());
+            }
+        };
+        (opened.start(), watcher)
     };
     let (agent, watcher) = agent;
     eprintln!(
@@ -406,6 +420,30 @@ pub fn run(args: Args) -> Result<()> {
             "trawl agent: stopped with batches still in the spool; they are sent at the next start"
         );
     }
+    Ok(())
+}
+
+/// Becomes `user`, keeping CAP_NET_RAW, and checks the state directory is still writable.
+fn drop_privileges(user: &str, state: &Path) -> Result<(), trawl_agent::agent::AgentError> {
+    use trawl_agent::agent::AgentError;
+    use trawl_agent::privilege;
+    let other = |e: String| AgentError::Other(e);
+    let ids = privilege::lookup(user).map_err(|e| other(e.to_string()))?;
+    privilege::drop_to(user, ids, state).map_err(|e| other(e.to_string()))?;
+    let probe = state.join(".write-test");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            other(format!(
+                "after becoming {user}, the state directory {} is not writable ({e}): every \
+                 directory above it must be searchable by {user}",
+                state.display()
+            ))
+        })?;
+    eprintln!(
+        "trawl agent: running as {user} (uid {}), with CAP_NET_RAW only",
+        ids.uid
+    );
     Ok(())
 }
 
