@@ -354,7 +354,16 @@ pub struct Opened {
     config: AgentConfig,
     stop: Arc<AtomicBool>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
-    streams: Vec<(String, Box<dyn Source + Send>, Option<Program>, Spool)>,
+    streams: Vec<OpenStream>,
+}
+
+/// One stream, opened: its source, the filter the agent runs itself (for replayed files), and
+/// its spool.
+struct OpenStream {
+    name: String,
+    source: Box<dyn Source + Send>,
+    soft_filter: Option<Program>,
+    spool: Spool,
 }
 
 impl Agent {
@@ -429,7 +438,12 @@ impl Agent {
                 config.state_dir.join("spool").join(&name),
                 config.spool_max_bytes,
             )?;
-            streams.push((name, source, soft_filter, spool));
+            streams.push(OpenStream {
+                name,
+                source,
+                soft_filter,
+                spool,
+            });
         }
         Ok(Opened {
             api,
@@ -456,7 +470,13 @@ impl Opened {
             fatal: Mutex::new(None),
         });
         let mut streams = Vec::new();
-        for (name, source, soft_filter, spool) in opened {
+        for OpenStream {
+            name,
+            source,
+            soft_filter,
+            spool,
+        } in opened
+        {
             if spool.discarded_on_open > 0 {
                 log(&format!(
                     "{name}: {} damaged spool files removed",
