@@ -10,6 +10,8 @@
 //! The uplink (HTTPS) comes with the rest of issue 3.
 
 pub mod agent;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod http;
 pub mod privilege;
 pub mod source;

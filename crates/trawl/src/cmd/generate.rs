@@ -45,18 +45,7 @@ pub struct Args {
     pub seed: u64,
 }
 
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let (num, mult) = match s.trim().char_indices().last() {
-        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
-        _ => (s, 1),
-    };
-    num.trim()
-        .parse::<u64>()
-        .map(|n| n * mult)
-        .map_err(|_| format!("bad size '{s}' (try 500M or 1G)"))
-}
+pub(crate) use trawl_agent::cli::parse_size;
 
 /// splitmix64: small, fast, and good enough for traffic shapes.
 struct Rng(u64);

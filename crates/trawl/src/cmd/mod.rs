@@ -1,4 +1,4 @@
-pub mod agent;
+pub use trawl_agent::cli as agent;
 pub mod cat;
 pub mod demo;
 pub mod generate;

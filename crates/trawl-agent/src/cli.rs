@@ -1,4 +1,4 @@
-//! `trawl agent`: the edge agent (crate `trawl-agent`): enrols once, then captures on
+//! `trawl agent` (and the stand-alone `trawl-agent` binary): the command line of the edge agent: enrols once, then captures on
 //! interfaces (AF_PACKET, kernel BPF) or replays files, and streams to the server, spooling to
 //! disk while the server is away.
 //!
@@ -13,15 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::agent::{Agent, AgentConfig, SourceSpec, StreamStatus};
+use crate::http::Trust;
+use crate::source::LINKTYPE_ETHERNET;
+use crate::source::replay::Pacing;
+use crate::uplink::{InterfaceInfo, ServerApi};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use trawl_agent::agent::{Agent, AgentConfig, SourceSpec, StreamStatus};
-use trawl_agent::http::Trust;
-use trawl_agent::source::LINKTYPE_ETHERNET;
-use trawl_agent::source::replay::Pacing;
-use trawl_agent::uplink::{InterfaceInfo, ServerApi};
-
-use super::generate::parse_size;
 
 const DEFAULT_STATE: &str = "./trawl-agent";
 
@@ -424,9 +422,9 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Becomes `user`, keeping CAP_NET_RAW, and checks the state directory is still writable.
-fn drop_privileges(user: &str, state: &Path) -> Result<(), trawl_agent::agent::AgentError> {
-    use trawl_agent::agent::AgentError;
-    use trawl_agent::privilege;
+fn drop_privileges(user: &str, state: &Path) -> Result<(), crate::agent::AgentError> {
+    use crate::agent::AgentError;
+    use crate::privilege;
     let other = |e: String| AgentError::Other(e);
     let ids = privilege::lookup(user).map_err(|e| other(e.to_string()))?;
     privilege::drop_to(user, ids, state).map_err(|e| other(e.to_string()))?;
@@ -465,4 +463,34 @@ fn status_line(s: &StreamStatus) -> String {
             ", server unreachable"
         }
     )
+}
+
+/// A size such as `500M` or `1G` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("bad size '{s}' (try 500M or 1G)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size(" 2g "), Ok(2 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
 }
