@@ -726,9 +726,69 @@ fn spooler(
     cell.bell.notify_all();
 }
 
+/// When the agent was asked to stop, as the uplink sees it.
+struct StopClock<'a> {
+    stop: &'a AtomicBool,
+    drain: Duration,
+    since: Option<Instant>,
+}
+
+impl StopClock<'_> {
+    /// Whether stopping was asked for more than `drain` ago (the clock starts the first time
+    /// this sees the stop flag; it is looked at every 50 ms or so).
+    fn drained(&mut self) -> bool {
+        if self.stop.load(Relaxed) {
+            self.since.get_or_insert_with(Instant::now).elapsed() >= self.drain
+        } else {
+            false
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.since.is_some()
+    }
+}
+
+/// A request that has taken this long makes the stream count as not connected.
+const SLOW_REQUEST: Duration = Duration::from_secs(5);
+
+/// Sends a batch on a thread of its own and waits for the answer, giving up (leaving the batch
+/// in the spool) once the stop clock's drain time has passed: a request hanging on a dead path
+/// must not hold the agent up for a TCP timeout.
+fn send_abandonable(
+    api: &Arc<ServerApi>,
+    stream: &str,
+    bytes: Vec<u8>,
+    clock: &mut StopClock<'_>,
+    counters: &Counters,
+) -> Option<Result<BatchAnswer, ApiError>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (api, stream_name) = (api.clone(), stream.to_owned());
+    spawn(&format!("send {stream}"), move || {
+        let _ = tx.send(api.send_batch(&stream_name, bytes));
+    });
+    let started = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(answer) => return Some(answer),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Some(Err(ApiError::Unavailable("the sending thread died".into())));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if clock.drained() {
+                    return None;
+                }
+                if started.elapsed() >= SLOW_REQUEST {
+                    counters.connected.store(false, Relaxed);
+                }
+            }
+        }
+    }
+}
+
 /// The uplink thread: sends spooled batches in order until there are none and no more will come.
 fn uplink(
-    api: &ServerApi,
+    api: &Arc<ServerApi>,
     stream: &str,
     cell: &SpoolCell,
     counters: &Counters,
@@ -737,14 +797,17 @@ fn uplink(
     log: &dyn Fn(&str),
 ) {
     let mut backoff = Duration::from_millis(100);
-    let mut stopped_at: Option<Instant> = None;
-    let mut down_since: Option<Instant> = None;
+    let mut clock = StopClock {
+        stop: &shared.stop,
+        drain,
+        since: None,
+    };
+    // When the server last had a batch of ours, and whether the outage since is reported.
+    let mut last_delivery = Instant::now();
+    let mut outage_reported = false;
     loop {
-        if shared.stop.load(Relaxed) {
-            let since = *stopped_at.get_or_insert_with(Instant::now);
-            if since.elapsed() >= drain {
-                break;
-            }
+        if clock.drained() {
+            break;
         }
         let next = {
             let mut spool = cell.lock();
@@ -771,7 +834,9 @@ fn uplink(
             break;
         };
         let packets = read_header(&bytes).map_or(0, |h| h.packets) as u64;
-        let answer = api.send_batch(stream, bytes);
+        let Some(answer) = send_abandonable(api, stream, bytes, &mut clock, counters) else {
+            break;
+        };
         let outcome = match answer {
             Ok(BatchAnswer::Has { duplicate, .. }) => {
                 counters.batches_acked.fetch_add(1, Relaxed);
@@ -809,19 +874,23 @@ fn uplink(
             }
             Err(e @ (ApiError::Unavailable(_) | ApiError::Protocol(_))) => {
                 counters.send_failures.fetch_add(1, Relaxed);
-                if counters.connected.swap(false, Relaxed) || down_since.is_none() {
+                counters.connected.store(false, Relaxed);
+                if !outage_reported {
                     log(&format!(
                         "{stream}: cannot deliver to {}: {e}; spooling and retrying",
                         api.base()
                     ));
-                    down_since = Some(Instant::now());
+                    outage_reported = true;
                 }
-                let wait = if stopped_at.is_some() {
+                let wait = if clock.stopping() {
                     backoff.min(Duration::from_millis(500))
                 } else {
                     backoff
                 };
-                std::thread::sleep(wait);
+                let until = Instant::now() + wait;
+                while Instant::now() < until && !clock.drained() {
+                    std::thread::sleep(Duration::from_millis(50).min(wait));
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
@@ -830,14 +899,15 @@ fn uplink(
             shared.fail(AgentError::Spool(e));
             return;
         }
-        if !counters.connected.swap(true, Relaxed)
-            && let Some(t) = down_since.take()
-        {
+        counters.connected.store(true, Relaxed);
+        if outage_reported {
             log(&format!(
-                "{stream}: delivering again after {:.1} s",
-                t.elapsed().as_secs_f64()
+                "{stream}: delivering again; the last delivery before was {:.1} s ago",
+                last_delivery.elapsed().as_secs_f64()
             ));
+            outage_reported = false;
         }
+        last_delivery = Instant::now();
         backoff = Duration::from_millis(100);
         counters.spooled_bytes.store(cell.lock().used(), Relaxed);
     }
