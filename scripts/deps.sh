@@ -2,7 +2,8 @@
 # Installs what building and testing trawl needs on Debian, when it is missing:
 # libpcap-dev (the filter compiler), and the reference tools the tests compare against
 # (tcpdump, tshark, capinfos/mergecap/editcap from wireshark-common, tcprewrite from tcpreplay,
-# zstd), and iproute2 for the network-namespace tests.
+# zstd); iproute2 for the network-namespace tests; iputils-ping, dnsutils (dig) and curl for the
+# end-to-end tests (crates/trawl/tests/streaming.rs).
 # Safe to run again.
 set -euo pipefail
 need=()
@@ -13,6 +14,9 @@ command -v mergecap >/dev/null || need+=(wireshark-common)
 command -v tcprewrite >/dev/null || need+=(tcpreplay)
 command -v zstd >/dev/null || need+=(zstd)
 command -v ip >/dev/null || need+=(iproute2)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v dig >/dev/null || need+=(dnsutils)
+command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ "${1:-}" = "--bench" ]; then

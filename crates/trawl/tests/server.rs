@@ -3,108 +3,11 @@
 
 mod harness;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use harness::server::Server;
 use harness::{run_ok, tool, trawl};
-
-/// A running `trawl server`; killed when dropped, so a failing test leaves no process behind.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-    /// Every stdout line read so far.
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(data: &Path) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trawl"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run trawl server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Reads stdout until a line starting with `prefix`; returns the rest of that line.
-    fn until(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if let Some(rest) = line.strip_prefix(prefix) {
-                        return rest.to_owned();
-                    }
-                }
-                Err(e) => panic!(
-                    "no line starting {prefix:?} ({e}); the server printed:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Reads the start-up banner, up to the line saying how to stop.
-    fn banner(&mut self) -> Banner {
-        let url = self.until("listening on ");
-        let fingerprint = self.until("certificate SHA-256 fingerprint: ");
-        self.until("stop with Ctrl-C");
-        let admin_token = self
-            .seen
-            .iter()
-            .find_map(|l| l.strip_prefix("admin token: "))
-            .map(str::to_owned);
-        Banner {
-            url,
-            fingerprint,
-            admin_token,
-            text: self.seen.join("\n"),
-        }
-    }
-
-    /// SIGTERM, then the server must say it stopped and exit with success.
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        tool("kill", &["-TERM", &pid]).unwrap();
-        self.until("stopped");
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "trawl server exited with {status}");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Banner {
-    url: String,
-    fingerprint: String,
-    admin_token: Option<String>,
-    text: String,
-}
 
 /// curl trusting `cert`; returns (HTTP status, body).
 fn curl(cert: &Path, args: &[&str]) -> (u16, String) {
@@ -145,7 +48,7 @@ fn server_first_start_then_restart() {
     let cert = data.join("tls/cert.pem");
 
     // First start: a certificate and the organisation "default" are made, its token printed.
-    let mut server = Running::start(&data);
+    let mut server = Server::start(&data, "127.0.0.1:0");
     let first = server.banner();
     assert!(
         first.url.starts_with("https://127.0.0.1:") && !first.url.ends_with(":0"),
@@ -212,7 +115,7 @@ fn server_first_start_then_restart() {
     server.terminate();
 
     // Second start on the same directory: same certificate, no new organisation, no token.
-    let mut server = Running::start(&data);
+    let mut server = Server::start(&data, "127.0.0.1:0");
     let second = server.banner();
     assert_eq!(second.admin_token, None, "{}", second.text);
     assert!(

@@ -1,6 +1,17 @@
 //! A small harness for tests that run `trawl` and the reference tools side by side.
+//!
+//! For the end-to-end tests: `netns` (namespaces, veth links, tcpdump), `server` and `agent`
+//! (the `trawl server` and `trawl agent` subprocesses, the admin API, what was stored),
+//! `traffic` (ping, DNS, TCP), `flows` (captures compared as tshark sees them).
 #![allow(dead_code)]
 
+pub mod agent;
+pub mod flows;
+pub mod netns;
+pub mod server;
+pub mod traffic;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,6 +41,15 @@ pub fn tool(name: &str, args: &[&str]) -> Result<String, String> {
             String::from_utf8_lossy(&out.stderr)
         ))
     }
+}
+
+/// Reads all of a child's pipe on a thread.
+pub fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    })
 }
 
 /// Runs trawl; Ok(stdout) on success, Err(stderr) otherwise.

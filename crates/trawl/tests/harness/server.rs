@@ -1,0 +1,307 @@
+//! `trawl server` as a user runs it: the binary as a subprocess on a data directory (here, or in
+//! a network namespace), its start-up banner read from stdout; the admin API through curl; and
+//! what it stored, read back as one capture file.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::netns::Netns;
+use super::{run_ok, tool};
+
+/// A running `trawl server`; killed when dropped, so a failing test leaves no process behind.
+pub struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    /// Every stdout line read so far.
+    pub seen: Vec<String>,
+    /// Everything it wrote on stderr (its log), shown when the test fails.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// What the server printed on start.
+pub struct Banner {
+    pub url: String,
+    pub fingerprint: String,
+    /// Only on the first start of a data directory.
+    pub admin_token: Option<String>,
+    pub text: String,
+}
+
+impl Server {
+    /// `trawl server --listen LISTEN --data DATA` on this machine.
+    pub fn start(data: &Path, listen: &str) -> Server {
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_trawl")), data, listen)
+    }
+
+    /// The same, in network namespace `ns`.
+    pub fn start_in(ns: &Netns, data: &Path, listen: &str) -> Server {
+        Self::spawn(ns.command(env!("CARGO_BIN_EXE_trawl")), data, listen)
+    }
+
+    fn spawn(mut cmd: Command, data: &Path, listen: &str) -> Server {
+        let mut child = cmd
+            .args(["server", "--listen", listen, "--data"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run trawl server");
+        let (tx, lines) = channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log2.lock().unwrap().push(line);
+            }
+        });
+        Server {
+            child,
+            lines,
+            seen: Vec::new(),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads stdout until a line starting with `prefix`; returns the rest of that line.
+    pub fn until(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return rest.to_owned();
+                    }
+                }
+                Err(e) => panic!(
+                    "no line starting {prefix:?} ({e}); the server printed:\n{}\nand logged:\n{}",
+                    self.seen.join("\n"),
+                    self.log.lock().unwrap().join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Reads the start-up banner, up to the line saying how to stop.
+    pub fn banner(&mut self) -> Banner {
+        let url = self.until("listening on ");
+        let fingerprint = self.until("certificate SHA-256 fingerprint: ");
+        self.until("stop with Ctrl-C");
+        let admin_token = self
+            .seen
+            .iter()
+            .find_map(|l| l.strip_prefix("admin token: "))
+            .map(str::to_owned);
+        Banner {
+            url,
+            fingerprint,
+            admin_token,
+            text: self.seen.join("\n"),
+        }
+    }
+
+    /// SIGTERM, then the server must say it stopped and exit with success.
+    pub fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        tool("kill", &["-TERM", &pid]).unwrap();
+        self.until("stopped");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "trawl server exited with {status}");
+    }
+
+    /// SIGKILL: the server dies at whatever it was doing, as in a crash or a power cut.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("the server ends");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = self.log.lock().unwrap();
+        if !log.is_empty() {
+            eprintln!(
+                "--- trawl server (pid {}) logged:\n{}",
+                self.child.id(),
+                log.join("\n")
+            );
+        }
+    }
+}
+
+/// The admin API of a server, reached with curl (in the server's namespace, if it has one),
+/// trusting the server's own certificate.
+pub struct AdminApi {
+    pub ns: Option<String>,
+    /// e.g. `https://127.0.0.1:8443`
+    pub url: String,
+    pub cert: PathBuf,
+    pub token: String,
+}
+
+/// One device as `GET /api/v1/devices` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct DeviceRow {
+    pub id: String,
+    pub name: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: DropsRow,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct DropsRow {
+    pub kernel: u64,
+    pub interface: u64,
+    pub spool: u64,
+}
+
+impl AdminApi {
+    /// `GET /api/v1/devices`; Err when the server cannot be reached or answers other than 200.
+    pub fn devices(&self) -> Result<Vec<DeviceRow>, String> {
+        let mut cmd = match &self.ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "curl"]);
+                c
+            }
+            None => Command::new("curl"),
+        };
+        let out = cmd
+            .args(["-sS", "--max-time", "10", "--fail-with-body", "--cacert"])
+            .arg(&self.cert)
+            .args(["-H", &format!("Authorization: Bearer {}", self.token)])
+            .arg(format!("{}/api/v1/devices", self.url))
+            .output()
+            .expect("curl (install it)");
+        if !out.status.success() {
+            return Err(format!(
+                "GET /api/v1/devices: {}{}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+        #[derive(serde::Deserialize)]
+        struct Devices {
+            devices: Vec<DeviceRow>,
+        }
+        serde_json::from_slice::<Devices>(&out.stdout)
+            .map(|d| d.devices)
+            .map_err(|e| {
+                format!(
+                    "GET /api/v1/devices: {e}: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                )
+            })
+    }
+
+    /// The device with this id; Err as [`AdminApi::devices`], or when it is not listed.
+    pub fn device(&self, id: &str) -> Result<DeviceRow, String> {
+        self.devices()?
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| format!("device {id} is not in GET /api/v1/devices"))
+    }
+
+    /// Polls the device until `done` holds for it; panics at the deadline saying `what` was
+    /// awaited and what the API showed last.
+    pub fn wait_device(
+        &self,
+        id: &str,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&DeviceRow) -> bool,
+    ) -> DeviceRow {
+        let deadline = Instant::now() + within;
+        let mut last = Err(String::from("not asked yet"));
+        while Instant::now() < deadline {
+            last = self.device(id);
+            if let Ok(d) = &last
+                && done(d)
+            {
+                return d.clone();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "after {:.0} s the server still does not show {what} for device {id}; last answer: \
+             {last:?}",
+            within.as_secs_f64()
+        );
+    }
+}
+
+static STORED: AtomicUsize = AtomicUsize::new(0);
+
+/// What the server stored for device `device_id`, as one pcapng file (next to the data
+/// directory).
+///
+/// The ONE place the tests read stored packets.
+/// TODO(trawl pull): when `trawl pull --server URL --token ADMIN --ca DATA/tls/cert.pem --device
+/// NAME --from T --to T -o out.pcapng` lands, read through it instead: it goes through the API
+/// and returns what the catalogue vouches for, where this reads the segment files directly (so it
+/// also sees frames a crash left past the catalogue's `stored_bytes`, until the segment is
+/// reopened and cut back).
+pub fn stored_capture(data: &Path, device_id: &str) -> PathBuf {
+    let mut files: Vec<(u64, u64, PathBuf)> = Vec::new();
+    let segments = data.join("segments");
+    for org in
+        std::fs::read_dir(&segments).unwrap_or_else(|e| panic!("{}: {e}", segments.display()))
+    {
+        let dir = org
+            .expect("a directory entry")
+            .path()
+            .join(format!("dev-{device_id}"));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            // Segment NAME is `s{stream}-{id}`; its packets are NAME.pcapng.zst.
+            let Some(stem) = name.strip_suffix(".pcapng.zst") else {
+                continue;
+            };
+            let (stream, id) = stem
+                .strip_prefix('s')
+                .and_then(|s| s.split_once('-'))
+                .and_then(|(s, i)| Some((s.parse().ok()?, i.parse().ok()?)))
+                .unwrap_or_else(|| panic!("an unexpected segment name: {}", path.display()));
+            files.push((stream, id, path));
+        }
+    }
+    assert!(
+        !files.is_empty(),
+        "no segment of device {device_id} under {}",
+        segments.display()
+    );
+    files.sort();
+    let n = STORED.fetch_add(1, Ordering::Relaxed);
+    let out = data.with_file_name(format!("stored-dev-{device_id}-{n}.pcapng"));
+    let mut args = vec!["cat".to_owned(), "-o".to_owned(), out.display().to_string()];
+    args.extend(files.iter().map(|(_, _, p)| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok(&args);
+    out
+}
