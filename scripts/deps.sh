@@ -22,7 +22,6 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ "${1:-}" = "--bench" ]; then
   command -v hyperfine >/dev/null || need+=(hyperfine)
   [ -x /usr/bin/time ] || need+=(time)
-  command -v curl >/dev/null || need+=(curl)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
