@@ -20,6 +20,9 @@ use trawl_wire::WireError;
 
 use crate::catalogue::{self, Catalogue, DeviceAuth, DeviceId, OrgId};
 use crate::ingest::{Ingest, IngestError, Outcome, StreamSlot};
+use crate::metrics::{BatchOutcome, StorageFailure};
+use crate::retention::Retention;
+use crate::{devices, metrics, retention};
 
 /// A request body larger than this is not even read to the end: the connection is dropped.
 /// Up to it, an oversized batch is read and thrown away so that the client gets its `413`.
@@ -34,6 +37,7 @@ pub(crate) struct AppState {
     pub ingest: Arc<Ingest>,
     pub slots: Arc<Slots>,
     pub max_batch: usize,
+    pub retention: Arc<Retention>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -42,7 +46,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/enrollment-tokens", post(create_enrolment_token))
         .route("/api/v1/enroll", post(enrol))
         .route("/api/v1/streams/{stream}/batches", post(post_batch))
-        .route("/api/v1/devices", get(list_devices))
+        .route("/api/v1/devices", get(devices::list))
+        .route(
+            "/api/v1/retention",
+            get(retention::get_policy)
+                .put(retention::put_policy)
+                .delete(retention::delete_policy),
+        )
+        .route("/metrics", get(metrics::scrape))
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
@@ -58,7 +69,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
         ApiError {
             status,
             kind,
@@ -71,7 +82,7 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {e}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
@@ -96,22 +107,33 @@ impl From<IngestError> for ApiError {
             IngestError::BadBatch(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_batch", e.to_string())
             }
-            IngestError::Store(_) | IngestError::Io { .. } => {
-                tracing::error!("storing a batch: {e}");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage",
-                    format!("the batch could not be stored, send it again later: {e}"),
-                )
+            // Logged once per episode by the metrics (see `metrics`).
+            _ if e.storage_failure() == Some(StorageFailure::NoSpace) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage",
+                format!(
+                    "no space left on the server's disk: the batch was not stored, send it \
+                     again later ({e})"
+                ),
+            ),
+            _ if e.storage_failure().is_some() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage",
+                format!("the batch could not be stored, send it again later: {e}"),
+            ),
+            IngestError::Store(e) if e.kind() == trawl_store::ErrorKind::InvalidInput => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_batch", e.to_string())
             }
             IngestError::Catalogue(e) => ApiError::internal(e),
+            IngestError::Store(e) => ApiError::internal(e),
+            IngestError::Io { .. } => ApiError::internal(e),
         }
     }
 }
 
 impl AppState {
     /// Runs `f` on the catalogue on a blocking thread.
-    async fn db<T: Send + 'static>(
+    pub(crate) async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Catalogue) -> catalogue::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -126,7 +148,7 @@ impl AppState {
     }
 
     /// The organisation whose admin token the request carries.
-    async fn admin(&self, headers: &HeaderMap) -> Result<OrgId, ApiError> {
+    pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<OrgId, ApiError> {
         let token = bearer(headers)?;
         self.db(move |c| c.admin_org(&token))
             .await?
@@ -145,6 +167,7 @@ impl AppState {
                 "this device's credential was revoked",
             ));
         }
+        self.ingest.metrics.device_seen(device.id);
         Ok(device)
     }
 
@@ -292,18 +315,14 @@ async fn post_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let device = st.device(&headers).await?;
-    check_stream_name(&stream)?;
-    let bytes = read_body(&headers, body, st.max_batch).await?;
-
-    // One batch of a stream at a time, from the judgement to the catalogue commit.
-    let mut slot = st.slot(device.id, &stream).lock_owned().await;
-    let ingest = st.ingest.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || ingest.accept(&mut slot, &device, &stream, &bytes))
-            .await
-            .map_err(ApiError::internal)??;
-    match outcome {
+    let outcome = store_batch(&st, stream, headers, body).await;
+    st.ingest.metrics.batch(match &outcome {
+        Ok(Outcome::Stored { .. }) => BatchOutcome::Stored,
+        Ok(Outcome::Duplicate { .. }) => BatchOutcome::Duplicate,
+        Ok(Outcome::Gap { .. }) => BatchOutcome::Gap,
+        Err(e) => BatchOutcome::of_error(e.kind),
+    });
+    match outcome? {
         Outcome::Stored { seq } => {
             Ok(Json(json!({ "seq": seq, "status": "stored" })).into_response())
         }
@@ -324,13 +343,25 @@ async fn post_batch(
     }
 }
 
-async fn list_devices(
-    State(st): State<AppState>,
+/// Checks and stores one batch: what [`post_batch`] answers and counts.
+async fn store_batch(
+    st: &AppState,
+    stream: String,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
-    let devices = st.db(move |c| c.devices(org)).await?;
-    Ok(Json(json!({ "devices": devices })).into_response())
+    body: Body,
+) -> Result<Outcome, ApiError> {
+    let device = st.device(&headers).await?;
+    check_stream_name(&stream)?;
+    let bytes = read_body(&headers, body, st.max_batch).await?;
+
+    // One batch of a stream at a time, from the judgement to the catalogue commit.
+    let mut slot = st.slot(device.id, &stream).lock_owned().await;
+    let ingest = st.ingest.clone();
+    Ok(
+        tokio::task::spawn_blocking(move || ingest.accept(&mut slot, &device, &stream, &bytes))
+            .await
+            .map_err(ApiError::internal)??,
+    )
 }
 
 async fn revoke_device(

@@ -35,6 +35,20 @@ pub enum CatalogueError {
     OrganisationExists(String),
 }
 
+impl CatalogueError {
+    /// True when SQLite could not write because the disk is full (`SQLITE_FULL`).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, CatalogueError::Sqlite(e)
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+    }
+
+    /// True when SQLite reported an I/O error (`SQLITE_IOERR`) other than a full disk.
+    pub fn is_io(&self) -> bool {
+        matches!(self, CatalogueError::Sqlite(e)
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure))
+    }
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS organisations (
     id INTEGER PRIMARY KEY,
@@ -98,6 +112,7 @@ CREATE TABLE IF NOT EXISTS segments (
     closed_ns INTEGER
 );
 CREATE INDEX IF NOT EXISTS segments_by_stream ON segments (stream_id);
+CREATE INDEX IF NOT EXISTS segments_by_org ON segments (org_id, closed_ns);
 CREATE TABLE IF NOT EXISTS batches (
     stream_id INTEGER NOT NULL REFERENCES streams(id),
     seq INTEGER NOT NULL,
@@ -110,7 +125,17 @@ CREATE TABLE IF NOT EXISTS batches (
     received_ns INTEGER NOT NULL,
     PRIMARY KEY (stream_id, seq)
 );
+CREATE INDEX IF NOT EXISTS batches_by_segment ON batches (segment_id);
+CREATE TABLE IF NOT EXISTS retention (
+    org_id INTEGER PRIMARY KEY REFERENCES organisations(id),
+    max_age_secs INTEGER,
+    max_bytes INTEGER
+);
 ";
+
+/// Columns added after the first release of the schema: (table, column, declaration). A
+/// catalogue made before gets them on open.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("segments", "link_type", "INTEGER")];
 
 pub type OrgId = i64;
 pub type DeviceId = i64;
@@ -194,16 +219,18 @@ pub fn now_ns() -> i64 {
 }
 
 /// SQLite integers are signed; sequence numbers, epochs and counters are stored bit for bit.
-fn to_sql(v: u64) -> i64 {
+pub(crate) fn to_sql(v: u64) -> i64 {
     v as i64
 }
 
-fn from_sql(v: i64) -> u64 {
+pub(crate) fn from_sql(v: i64) -> u64 {
     v as u64
 }
 
 pub struct Catalogue {
-    conn: Connection,
+    /// Open to the crate so that the queries of retention and of the device status can live
+    /// beside the code that uses them (`retention.rs`, `devices.rs`).
+    pub(crate) conn: Connection,
 }
 
 impl Catalogue {
@@ -215,6 +242,18 @@ impl Catalogue {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        for (table, column, declaration) in ADDED_COLUMNS {
+            let present: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+                [table, column],
+                |r| r.get(0),
+            )?;
+            if !present {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+                ))?;
+            }
+        }
         Ok(Catalogue { conn })
     }
 
@@ -331,7 +370,9 @@ impl Catalogue {
         Ok(Some((device, credential)))
     }
 
-    /// The device a credential belongs to (revoked or not); notes that it was seen.
+    /// The device a credential belongs to (revoked or not); notes that it was seen. Noting it
+    /// is best effort: on a full disk the device is still recognised (the server also keeps
+    /// the time of each device's last request in memory).
     pub fn device_by_credential(&mut self, credential: &str) -> Result<Option<DeviceAuth>> {
         let device = self
             .conn
@@ -351,11 +392,12 @@ impl Catalogue {
             .optional()?;
         if let Some(d) = &device
             && !d.revoked
-        {
-            self.conn.execute(
+            && let Err(e) = self.conn.execute(
                 "UPDATE devices SET last_seen_ns = ?1 WHERE id = ?2 AND org_id = ?3",
                 params![now_ns(), d.id, d.org],
-            )?;
+            )
+        {
+            tracing::debug!("could not note when device {} was last seen: {e}", d.id);
         }
         Ok(device)
     }
@@ -425,13 +467,20 @@ impl Catalogue {
         )?)
     }
 
-    /// Adds a segment for a stream; its file name is derived from its id.
-    pub fn create_segment(&mut self, org: OrgId, stream: i64, dir: &str) -> Result<SegmentRecord> {
+    /// Adds a segment for a stream, whose packets have link type `link_type`; its file name is
+    /// derived from its id.
+    pub fn create_segment(
+        &mut self,
+        org: OrgId,
+        stream: i64,
+        dir: &str,
+        link_type: u32,
+    ) -> Result<SegmentRecord> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO segments (org_id, stream_id, dir, name, opened_ns)
-             VALUES (?1, ?2, ?3, '', ?4)",
-            params![org, stream, dir, now_ns()],
+            "INSERT INTO segments (org_id, stream_id, dir, name, opened_ns, link_type)
+             VALUES (?1, ?2, ?3, '', ?4, ?5)",
+            params![org, stream, dir, now_ns(), link_type],
         )?;
         let id = tx.last_insert_rowid();
         let name = format!("s{stream}-{id}");
@@ -484,7 +533,7 @@ impl Catalogue {
         )
     }
 
-    fn query_segments(
+    pub(crate) fn query_segments(
         &self,
         condition: &str,
         params: impl rusqlite::Params,

@@ -24,6 +24,7 @@ use trawl_store::{SegmentWriter, StoreError, StreamInfo, WriterOptions};
 use trawl_wire::{Batch, Verdict, WireError, judge};
 
 use crate::catalogue::{Catalogue, CatalogueError, DeviceAuth, SegmentRecord, StoredBatch, now_ns};
+use crate::metrics::{Metrics, OpenSegmentGauge};
 
 /// When a stream's open segment is closed and a new one started.
 #[derive(Clone, Copy, Debug)]
@@ -74,11 +75,22 @@ pub struct StreamSlot {
     open: Option<OpenSegment>,
 }
 
+impl StreamSlot {
+    /// The writer of segment `segment`, if this slot holds it open; the slot no longer does.
+    pub(crate) fn take_writer(&mut self, segment: i64) -> Option<SegmentWriter> {
+        if self.open.as_ref()?.record.id != segment {
+            return None;
+        }
+        self.open.take().map(|o| o.writer)
+    }
+}
+
 struct OpenSegment {
     /// The catalogue's stream row (a stream in one epoch) the segment belongs to.
     stream_id: i64,
     record: SegmentRecord,
     writer: SegmentWriter,
+    _gauge: OpenSegmentGauge,
 }
 
 /// What ingest needs besides the batch: where segments go, the catalogue, the rotation rule.
@@ -86,6 +98,7 @@ pub struct Ingest {
     pub data_dir: PathBuf,
     pub catalogue: Arc<Mutex<Catalogue>>,
     pub rotation: Rotation,
+    pub metrics: Arc<Metrics>,
 }
 
 fn now() -> Timestamp {
@@ -118,12 +131,16 @@ impl Ingest {
         }
 
         let result = self.store(slot, device, stream, row, &batch);
-        if result.is_err() {
+        if let Err(e) = &result {
             // The writer may hold frames the catalogue does not know: start again from what
             // the catalogue vouches for.
             slot.open = None;
+            if let Some(failure) = e.storage_failure() {
+                self.metrics.storage_failed(failure, e);
+            }
         }
         result?;
+        self.metrics.stored(header.packets, header.bytes);
         Ok(Outcome::Stored { seq: header.seq })
     }
 
@@ -199,6 +216,7 @@ impl Ingest {
                     stream_id,
                     record,
                     writer,
+                    _gauge: self.metrics.segment_opened(),
                 });
             }
             writer.finish()?;
@@ -211,14 +229,15 @@ impl Ingest {
             path: dir.clone(),
             source,
         })?;
-        let record = self
-            .catalogue()
-            .create_segment(device.org, stream_id, &rel_dir)?;
+        let record =
+            self.catalogue()
+                .create_segment(device.org, stream_id, &rel_dir, info.link_type)?;
         let writer = SegmentWriter::create(&dir, &record.name, info)?;
         Ok(OpenSegment {
             stream_id,
             record,
             writer,
+            _gauge: self.metrics.segment_opened(),
         })
     }
 }
@@ -248,6 +267,20 @@ fn reopen(
         }
         return Ok(SegmentWriter::create(dir, &record.name, info)?);
     }
+    reopen_recorded(dir, record)
+}
+
+/// Reopens a segment holding at least one recorded batch, cut back to the length the
+/// catalogue recorded (see [`reopen`]).
+pub(crate) fn reopen_recorded(
+    dir: &Path,
+    record: &SegmentRecord,
+) -> Result<SegmentWriter, IngestError> {
+    let path = trawl_store::segment_path(dir, &record.name);
+    let io_err = |what| {
+        let path = path.clone();
+        move |source| IngestError::Io { what, path, source }
+    };
     let file = OpenOptions::new()
         .write(true)
         .open(&path)

@@ -11,12 +11,19 @@
 //!   query scoped to one organisation;
 //! - [`tls`]: the certificate, self-signed on first start.
 //!
+//! Beside the data path: `metrics` (counters, `GET /metrics`), `retention` (a background pass
+//! deleting old segments per organisation's age and size limits, `/api/v1/retention`) and
+//! `devices` (the device status, `GET /api/v1/devices`).
+//!
 //! The data directory holds `catalogue.db`, `tls/{cert,key}.pem` and
 //! `segments/org-N/dev-M/sS-G.pcapng.zst` (+ `.idx`).
 
 mod api;
 pub mod catalogue;
+mod devices;
 mod ingest;
+mod metrics;
+mod retention;
 mod secret;
 pub mod tls;
 
@@ -27,7 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use catalogue::{Catalogue, CatalogueError, DeviceSummary, NewOrganisation, SegmentRecord};
+pub use devices::StreamStatus;
 pub use ingest::Rotation;
+pub use retention::{MAX_AGE_SECS_LIMIT, RetentionConfig, RetentionPolicy, RetentionReport};
 pub use tls::TlsFiles;
 pub use trawl_wire::MAX_BATCH;
 
@@ -51,10 +60,13 @@ pub struct Config {
     /// Largest batch accepted, in bytes (larger: `413`).
     pub max_batch: usize,
     pub rotation: Rotation,
+    /// Default retention limits and how often they are enforced.
+    pub retention: RetentionConfig,
 }
 
 impl Config {
-    /// HTTPS with a self-signed certificate for localhost, 16 MiB batches, default rotation.
+    /// HTTPS with a self-signed certificate for localhost, 16 MiB batches, default rotation,
+    /// no retention limits.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Config {
         Config {
             data_dir: data_dir.into(),
@@ -64,6 +76,7 @@ impl Config {
             },
             max_batch: MAX_BATCH,
             rotation: Rotation::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -89,6 +102,8 @@ pub struct Server {
     certificate: Option<PathBuf>,
     data_dir: PathBuf,
     catalogue: Arc<Mutex<Catalogue>>,
+    retention: Arc<retention::Retention>,
+    retention_task: tokio::task::JoinHandle<()>,
     handle: axum_server::Handle<SocketAddr>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -132,15 +147,24 @@ impl Server {
             .local_addr()
             .map_err(io_err("reading the address of", Path::new("the listener")))?;
 
+        let ingest = Arc::new(ingest::Ingest {
+            data_dir: data_dir.clone(),
+            catalogue: catalogue.clone(),
+            rotation: config.rotation,
+            metrics: Arc::new(metrics::Metrics::default()),
+        });
+        let slots: Arc<api::Slots> = Arc::new(Mutex::new(HashMap::new()));
+        let retention = Arc::new(retention::Retention::new(
+            ingest.clone(),
+            slots.clone(),
+            config.retention,
+        ));
         let state = api::AppState {
             catalogue: catalogue.clone(),
-            ingest: Arc::new(ingest::Ingest {
-                data_dir: data_dir.clone(),
-                catalogue: catalogue.clone(),
-                rotation: config.rotation,
-            }),
-            slots: Arc::new(Mutex::new(HashMap::new())),
+            ingest,
+            slots,
             max_batch: config.max_batch,
+            retention: retention.clone(),
         };
         let app = api::router(state).into_make_service();
         let handle = axum_server::Handle::new();
@@ -161,12 +185,15 @@ impl Server {
                 tokio::spawn(server.serve(app))
             }
         };
+        let retention_task = retention::spawn(retention.clone());
         Ok(Server {
             addr,
             scheme: if tls_files.is_some() { "https" } else { "http" },
             certificate: tls_files.map(|f| f.cert),
             data_dir,
             catalogue,
+            retention,
+            retention_task,
             handle,
             task: Some(task),
         })
@@ -221,8 +248,32 @@ impl Server {
         .expect("the catalogue task does not panic")
     }
 
+    /// Runs a retention pass now (as the background task does every check interval): closes
+    /// overdue open segments, deletes segments beyond each organisation's limits, removes
+    /// orphan files.
+    pub async fn enforce_retention(&self) -> Result<RetentionReport, CatalogueError> {
+        self.enforce_retention_as_of(std::time::SystemTime::now())
+            .await
+    }
+
+    /// A retention pass as if the time were `now`: ages (of packets and of open segments) are
+    /// measured from it. For tests and tools; the server's own passes use the clock.
+    pub async fn enforce_retention_as_of(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<RetentionReport, CatalogueError> {
+        let now_ns = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let retention = self.retention.clone();
+        tokio::task::spawn_blocking(move || retention.run_pass(now_ns))
+            .await
+            .expect("the retention pass does not panic")
+    }
+
     /// Stops accepting, lets requests in progress finish (for up to 5 s), and waits.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.retention_task.abort();
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         match self.task.take() {
             Some(task) => task.await.map_err(std::io::Error::other)?,
@@ -233,6 +284,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.retention_task.abort();
         if self.task.is_some() {
             self.handle.shutdown();
         }

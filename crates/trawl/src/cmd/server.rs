@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use trawl_server::{Config, MAX_BATCH, Rotation, Server, Tls, TlsFiles};
+use trawl_server::{
+    Config, MAX_BATCH, RetentionConfig, RetentionPolicy, Rotation, Server, Tls, TlsFiles,
+};
 
 const DEFAULT_DATA: &str = "./trawl-data";
 const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
@@ -43,6 +45,17 @@ an error):
   [segments]
   max_bytes = 268435456           # start a new segment file at this size...
   max_age_secs = 3600             # ...or at this age
+  [retention]                     # every organisation's default (an organisation's admin may
+                                  #   set its own: PUT /api/v1/retention); no limit when unset
+  max_age_secs = 2592000          # delete segments whose last packet is older (30 days)
+  max_bytes = 107374182400        # delete the oldest segments while an organisation has more
+  check_interval_secs = 60        # how often (default 60)
+
+Retention deletes whole closed segments, oldest first; a stream's open segment is never deleted
+(one open longer than segments.max_age_secs is closed first). Server status: GET /metrics
+(Prometheus text format) and GET /api/v1/devices, both with the admin token.
+
+The log goes to stderr: --log-level, or RUST_LOG (e.g. RUST_LOG=trawl_server=debug).
 
 More organisations: trawl org create NAME --data DIR")]
 pub struct Args {
@@ -58,6 +71,9 @@ pub struct Args {
     /// Serve plain HTTP instead of HTTPS (tests, or behind a TLS-terminating proxy).
     #[arg(long)]
     pub plain_http: bool,
+    /// How much to log on stderr [default: RUST_LOG if set, else info]
+    #[arg(long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace", "off"])]
+    pub log_level: Option<String>,
 }
 
 /// The config file. Every key is optional; unknown keys are refused.
@@ -71,6 +87,15 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     max_batch_bytes: Option<usize>,
     segments: Option<SegmentsConfig>,
+    retention: Option<RetentionFileConfig>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RetentionFileConfig {
+    max_age_secs: Option<u64>,
+    max_bytes: Option<u64>,
+    check_interval_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -144,6 +169,26 @@ fn resolve(args: &Args) -> Result<Config> {
     if config.rotation.max_bytes == 0 || config.rotation.max_age.is_zero() {
         bail!("segments.max_bytes and segments.max_age_secs must be more than 0");
     }
+    let retention = file.retention.unwrap_or_default();
+    let default = RetentionConfig::default();
+    config.retention = RetentionConfig {
+        default: RetentionPolicy {
+            max_age_secs: retention.max_age_secs,
+            max_bytes: retention.max_bytes,
+        },
+        check_interval: retention
+            .check_interval_secs
+            .map(Duration::from_secs)
+            .unwrap_or(default.check_interval),
+    };
+    config
+        .retention
+        .default
+        .check()
+        .map_err(|e| anyhow::anyhow!("retention.{e}"))?;
+    if config.retention.check_interval.is_zero() {
+        bail!("retention.check_interval_secs must be more than 0");
+    }
     Ok(config)
 }
 
@@ -165,8 +210,26 @@ fn certificate_names(listen: SocketAddr) -> Vec<String> {
     names
 }
 
+/// Sends the server's log (tracing events) to stderr: `level` if given, else `RUST_LOG`, else
+/// info.
+fn start_logging(level: Option<&str>) -> Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match (level, std::env::var("RUST_LOG")) {
+        (Some(level), _) => EnvFilter::new(level),
+        (None, Ok(spec)) if !spec.trim().is_empty() => EnvFilter::try_new(&spec)
+            .map_err(|e| anyhow::anyhow!("RUST_LOG={spec}: not a log filter: {e}"))?,
+        _ => EnvFilter::new("info"),
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("starting the log: {e}"))
+}
+
 pub fn run(args: Args) -> Result<()> {
     let config = resolve(&args)?;
+    start_logging(args.log_level.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -302,6 +365,7 @@ mod tests {
             listen: None,
             config,
             plain_http: false,
+            log_level: None,
         }
     }
 
@@ -312,6 +376,45 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert!(matches!(c.tls, Tls::SelfSigned { .. }));
         assert_eq!(c.max_batch, MAX_BATCH);
+        assert_eq!(c.retention.default, RetentionPolicy::default());
+        assert_eq!(c.retention.check_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn retention_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            "[retention]\nmax_age_secs = 86400\ncheck_interval_secs = 5\n",
+        )
+        .unwrap();
+        let c = resolve(&args(Some(path.clone()))).unwrap();
+        assert_eq!(
+            c.retention.default,
+            RetentionPolicy {
+                max_age_secs: Some(86400),
+                max_bytes: None
+            }
+        );
+        assert_eq!(c.retention.check_interval, Duration::from_secs(5));
+
+        for (text, expect) in [
+            (
+                "[retention]\nmax_bytes = 0\n",
+                "retention.max_bytes must be from 1",
+            ),
+            (
+                "[retention]\ncheck_interval_secs = 0\n",
+                "check_interval_secs",
+            ),
+            ("[retention]\nmax_age = 1\n", "max_age"),
+            ("[retention]\nmax_age_secs = -1\n", "max_age_secs"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = format!("{:#}", resolve(&args(Some(path.clone()))).unwrap_err());
+            assert!(e.contains(expect), "{text}: {e}");
+        }
     }
 
     #[test]
