@@ -43,6 +43,22 @@ pub struct Args {
     /// Seed of the pseudo-random mix.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Time of the first packet, in seconds since 1970 (`now` for the present).
+    #[arg(long, value_name = "SECS", default_value = "1700000000", value_parser = parse_start)]
+    pub start: u64,
+}
+
+fn parse_start(s: &str) -> Result<u64, String> {
+    if s == "now" {
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .map_err(|e| e.to_string());
+    }
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| *n <= u64::MAX / 1_000_000_000)
+        .ok_or_else(|| format!("bad start time '{s}': seconds since 1970, or now"))
 }
 
 pub(crate) use trawl_agent::cli::parse_size;
@@ -353,7 +369,7 @@ pub fn run(args: Args) -> Result<()> {
         frame: Vec::with_capacity(1600),
     };
     // 2023-11-14T22:13:20Z, then about 300 000 packets a second.
-    let mut ns: u64 = 1_700_000_000 * 1_000_000_000;
+    let mut ns: u64 = args.start * 1_000_000_000;
     let (mut bytes, mut packets) = (24u64, 0u64);
     let mut progress = Progress::new(
         if limit_bytes == u64::MAX {
