@@ -44,6 +44,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/streams/{stream}/batches", post(post_batch))
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
+        .route("/api/v1/compile", post(crate::retrieve::compile_handler))
+        .route("/api/v1/packets", get(crate::retrieve::packets_handler))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }
@@ -58,7 +60,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
         ApiError {
             status,
             kind,
@@ -71,7 +73,7 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {e}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
@@ -111,7 +113,7 @@ impl From<IngestError> for ApiError {
 
 impl AppState {
     /// Runs `f` on the catalogue on a blocking thread.
-    async fn db<T: Send + 'static>(
+    pub(crate) async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Catalogue) -> catalogue::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -126,7 +128,7 @@ impl AppState {
     }
 
     /// The organisation whose admin token the request carries.
-    async fn admin(&self, headers: &HeaderMap) -> Result<OrgId, ApiError> {
+    pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<OrgId, ApiError> {
         let token = bearer(headers)?;
         self.db(move |c| c.admin_org(&token))
             .await?
@@ -157,7 +159,7 @@ impl AppState {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -1,5 +1,7 @@
-//! The `trawl` command: offline tools for capture files, and the server (later, the agent).
+//! The `trawl` command: offline tools for capture files, the server, and the client commands
+//! that fetch from it (later, the agent).
 
+mod client;
 mod cmd;
 mod files;
 mod filter;
@@ -24,6 +26,9 @@ Examples:
   trawl demo                                        a tour on a generated capture
   trawl server --data ./trawl-data                  the central server (HTTPS on port 8443)
   trawl org create acme --data ./trawl-data         another organisation and its admin token
+  trawl devices                                     the devices enrolled with a server
+  trawl pull --device gw-17 --from 2024-03-01T12:00:00Z --to 2024-03-01T12:00:10Z -o gw.pcapng
+      ten seconds of a device's stored packets (TRAWL_SERVER, TRAWL_TOKEN, TRAWL_CA set)
 
 Every command reads pcap, pcapng and snoop (also gzip- or zstd-compressed) and takes tcpdump
 filter expressions.
@@ -54,6 +59,10 @@ enum Command {
     Server(cmd::server::Args),
     /// Manage organisations in a server's data directory (no running server needed).
     Org(cmd::org::Args),
+    /// Download devices' stored packets in a time window from a server, merged and filtered.
+    Pull(cmd::pull::Args),
+    /// List the devices enrolled with a server.
+    Devices(cmd::devices::Args),
 }
 
 fn main() {
@@ -68,6 +77,8 @@ fn main() {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Server(a) => cmd::server::run(a),
         Command::Org(a) => cmd::org::run(a),
+        Command::Pull(a) => cmd::pull::run(a),
+        Command::Devices(a) => cmd::devices::run(a),
     };
     if let Err(e) = result {
         eprintln!("trawl: {e:#}");
