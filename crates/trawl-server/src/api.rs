@@ -55,6 +55,8 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/metrics", get(metrics::scrape))
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
+        .route("/api/v1/compile", post(crate::retrieve::compile_handler))
+        .route("/api/v1/packets", get(crate::retrieve::packets_handler))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }
@@ -180,7 +182,7 @@ impl AppState {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -635,6 +635,95 @@ impl Catalogue {
     }
 }
 
+/// A device as retrieval names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRef {
+    pub id: DeviceId,
+    pub name: String,
+}
+
+/// A segment whose time range overlaps a window, with the stream it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowSegment {
+    pub device: DeviceId,
+    /// The catalogue's stream row (one stream name in one epoch).
+    pub stream_id: i64,
+    /// The stream's name (`eth0`).
+    pub stream: String,
+    pub segment_id: i64,
+    /// Directory of the segment, relative to the data directory.
+    pub dir: String,
+    pub name: String,
+    /// The length of the segment file the catalogue vouches for.
+    pub stored_bytes: u64,
+}
+
+// Retrieval.
+impl Catalogue {
+    /// The devices of `org` that `key` names: the device with that id if `key` is one, else
+    /// every device with that name (names need not be unique). Empty if none.
+    pub fn find_devices(&self, org: OrgId, key: &str) -> Result<Vec<DeviceRef>> {
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok(DeviceRef {
+                id: r.get(0)?,
+                name: r.get(1)?,
+            })
+        };
+        if let Ok(id) = key.parse::<DeviceId>() {
+            let by_id = self
+                .conn
+                .query_row(
+                    "SELECT id, name FROM devices WHERE org_id = ?1 AND id = ?2",
+                    params![org, id],
+                    row,
+                )
+                .optional()?;
+            if let Some(d) = by_id {
+                return Ok(vec![d]);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name FROM devices WHERE org_id = ?1 AND name = ?2 ORDER BY id")?;
+        let rows = stmt.query_map(params![org, key], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The segments of a device of `org` holding packets whose time may lie in `[from_ns,
+    /// to_ns)` (their earliest packet before `to_ns`, their latest at or after `from_ns`), by
+    /// stream name, stream row and segment, oldest first. Segments without a packet are left out.
+    pub fn segments_in_window(
+        &self,
+        org: OrgId,
+        device: DeviceId,
+        from_ns: u64,
+        to_ns: u64,
+    ) -> Result<Vec<WindowSegment>> {
+        // Times are stored as signed integers; no packet time reaches 2^63 ns (year 2262).
+        let clamp = |t: u64| t.min(i64::MAX as u64) as i64;
+        let mut stmt = self.conn.prepare(
+            "SELECT st.device_id, s.stream_id, st.name, s.id, s.dir, s.name, s.stored_bytes
+             FROM segments s JOIN streams st ON st.id = s.stream_id AND st.org_id = s.org_id
+             WHERE s.org_id = ?1 AND s.stream_id IN
+                   (SELECT id FROM streams WHERE org_id = ?1 AND device_id = ?2)
+               AND s.first_ns IS NOT NULL AND s.first_ns < ?4 AND s.last_ns >= ?3
+             ORDER BY st.name, s.stream_id, s.id",
+        )?;
+        let rows = stmt.query_map(params![org, device, clamp(from_ns), clamp(to_ns)], |r| {
+            Ok(WindowSegment {
+                device: r.get(0)?,
+                stream_id: r.get(1)?,
+                stream: r.get(2)?,
+                segment_id: r.get(3)?,
+                dir: r.get(4)?,
+                name: r.get(5)?,
+                stored_bytes: from_sql(r.get(6)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,8 @@
 //! - `api`: routes, credentials, JSON errors;
 //! - `ingest`: `Batch::parse` → `judge` → segment append and `sync` (trawl-store) → catalogue,
 //!   one batch of a stream at a time;
+//! - [`retrieve`]: devices' packets in a time window, merged, filtered, streamed as pcapng; the
+//!   filter compiler for agents;
 //! - [`catalogue`]: SQLite (WAL): organisations, tokens, devices, streams, segments — every
 //!   query scoped to one organisation;
 //! - [`tls`]: the certificate, self-signed on first start.
@@ -24,6 +26,7 @@ mod devices;
 mod ingest;
 mod metrics;
 mod retention;
+pub mod retrieve;
 mod secret;
 pub mod tls;
 
@@ -37,6 +40,7 @@ pub use catalogue::{Catalogue, CatalogueError, DeviceSummary, NewOrganisation, S
 pub use devices::StreamStatus;
 pub use ingest::Rotation;
 pub use retention::{MAX_AGE_SECS_LIMIT, RetentionConfig, RetentionPolicy, RetentionReport};
+pub use retrieve::{Plan, PullRequest, PullStats, RetrieveError};
 pub use tls::TlsFiles;
 pub use trawl_wire::MAX_BATCH;
 
@@ -170,9 +174,12 @@ impl Server {
         let handle = axum_server::Handle::new();
         let listen_err = io_err("serving on", Path::new("the listener"));
         let task = match &tls_files {
+            // TCP_NODELAY: a response's last small write (the end of a download, an
+            // acknowledgement) goes out at once, not after the peer's delayed ACK (~40 ms).
             None => {
                 let server = axum_server::from_tcp(listener)
                     .map_err(listen_err)?
+                    .acceptor(axum_server::accept::NoDelayAcceptor::new())
                     .handle(handle.clone());
                 tokio::spawn(server.serve(app))
             }
@@ -181,6 +188,7 @@ impl Server {
                     axum_server::tls_rustls::RustlsConfig::from_config(tls::server_config(files)?);
                 let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls)
                     .map_err(listen_err)?
+                    .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
                     .handle(handle.clone());
                 tokio::spawn(server.serve(app))
             }

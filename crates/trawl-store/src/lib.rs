@@ -21,7 +21,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 
 pub use error::{ErrorKind, StoreError};
-pub use reader::{Recovery, SegmentReader, StoredPacket, Window};
+pub use reader::{Recovery, SegmentReader, StoredPacket, Window, WindowOf};
 pub use trawl_pcap::{Packet, Timestamp};
 pub use writer::{SegmentWriter, WriterOptions};
 

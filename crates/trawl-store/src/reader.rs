@@ -1,5 +1,6 @@
 //! Opening a segment (recovering from a crash or a stale index) and reading time windows.
 
+use std::borrow::Borrow;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -73,18 +74,9 @@ impl SegmentReader {
             .map_err(|e| StoreError::io(&path, "reading the size", e))?
             .len();
 
-        let header_frame = frame::read_frame_at(&file, &path, 0, file_len)?.ok_or_else(|| {
-            StoreError::corrupt(
-                &path,
-                0,
-                "the file does not start with a complete zstd frame (its creation did not finish)",
-            )
-        })?;
-        let header = frame::decompress(&header_frame)
-            .map_err(|e| StoreError::corrupt(&path, 0, format!("the header frame: {e}")))?;
+        let (header_frame_len, header) = read_header(&file, &path, file_len)?;
         let (info, created) = frame::parse_header(&path, &header)?;
         let header: Arc<[u8]> = header.into();
-        let header_frame_len = header_frame.len() as u64;
 
         let mut recovery = Recovery::default();
         let mut frames = Vec::new();
@@ -132,6 +124,27 @@ impl SegmentReader {
             frames,
             recovery,
         })
+    }
+
+    /// The stream a segment holds, read from its header frame alone (no index, no scan): what
+    /// a reader needs to know before deciding to read the segment.
+    pub fn read_info(dir: &Path, name: &str) -> Result<StreamInfo, StoreError> {
+        let path = segment_path(dir, name);
+        let file = File::open(&path).map_err(|e| StoreError::io(&path, "opening", e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| StoreError::io(&path, "reading the size", e))?
+            .len();
+        let (_, header) = read_header(&file, &path, file_len)?;
+        Ok(frame::parse_header(&path, &header)?.0)
+    }
+
+    /// Forgets the frames that end past byte `end` of the segment file, so that reads see the
+    /// segment as it was when it was `end` bytes long (a segment still being written, read up
+    /// to the length its owner vouches for). A frame is kept only whole.
+    pub fn limit_to(&mut self, end: u64) {
+        let keep = self.frames.partition_point(|f| f.end() <= end);
+        self.frames.truncate(keep);
     }
 
     pub fn path(&self) -> &Path {
@@ -205,15 +218,13 @@ impl SegmentReader {
     /// Packets whose time is in `[from, to)`, in file order, decompressing only the frames whose
     /// time range overlaps the window.
     pub fn window(&self, from: Timestamp, to: Timestamp) -> Window<'_> {
-        Window {
-            reader: self,
-            from,
-            to,
-            next_frame: 0,
-            cursor: None,
-            frames_decoded: 0,
-            failed: false,
-        }
+        WindowOf::new(self, from, to)
+    }
+
+    /// [`window`](Self::window), owning the reader: for a caller that keeps several segments'
+    /// windows side by side (a merge) and opens the next segment when one ends.
+    pub fn into_window(self, from: Timestamp, to: Timestamp) -> WindowOf<SegmentReader> {
+        WindowOf::new(self, from, to)
     }
 
     /// Every packet of the segment.
@@ -235,6 +246,20 @@ impl SegmentReader {
         }
         frame::capture(&self.path, meta.offset, &self.header, content)
     }
+}
+
+/// The header frame at the start of a segment file: its compressed length and its content.
+fn read_header(file: &File, path: &Path, file_len: u64) -> Result<(u64, Vec<u8>), StoreError> {
+    let header_frame = frame::read_frame_at(file, path, 0, file_len)?.ok_or_else(|| {
+        StoreError::corrupt(
+            path,
+            0,
+            "the file does not start with a complete zstd frame (its creation did not finish)",
+        )
+    })?;
+    let header = frame::decompress(&header_frame)
+        .map_err(|e| StoreError::corrupt(path, 0, format!("the header frame: {e}")))?;
+    Ok((header_frame.len() as u64, header))
 }
 
 /// Whether index record `r` describes the frame that follows `expected_offset` in the file:
@@ -263,13 +288,17 @@ struct Cursor {
     seen: u32,
 }
 
-/// The packets of a time window, frame by frame.
+/// The packets of a time window, frame by frame, reading through a borrowed segment reader.
+pub type Window<'r> = WindowOf<&'r SegmentReader>;
+
+/// The packets of a time window, frame by frame, reading through `R`: a borrowed
+/// [`SegmentReader`] ([`Window`]) or an owned one ([`SegmentReader::into_window`]).
 ///
 /// Use [`advance`](Self::advance) and [`packet`](Self::packet) to borrow each packet without
 /// copying, or iterate to get owned [`StoredPacket`]s. An error ends the window: a frame that
 /// fails its checksum or disagrees with its index entry yields an error, never its packets.
-pub struct Window<'r> {
-    reader: &'r SegmentReader,
+pub struct WindowOf<R> {
+    reader: R,
     from: Timestamp,
     to: Timestamp,
     next_frame: usize,
@@ -278,7 +307,24 @@ pub struct Window<'r> {
     failed: bool,
 }
 
-impl Window<'_> {
+impl<R: Borrow<SegmentReader>> WindowOf<R> {
+    fn new(reader: R, from: Timestamp, to: Timestamp) -> Self {
+        WindowOf {
+            reader,
+            from,
+            to,
+            next_frame: 0,
+            cursor: None,
+            frames_decoded: 0,
+            failed: false,
+        }
+    }
+
+    /// The segment being read.
+    pub fn reader(&self) -> &SegmentReader {
+        self.reader.borrow()
+    }
+
     /// Moves to the next packet of the window; `Ok(false)` at the end.
     pub fn advance(&mut self) -> Result<bool, StoreError> {
         if self.failed {
@@ -293,7 +339,7 @@ impl Window<'_> {
     }
 
     fn step(&mut self) -> Result<bool, StoreError> {
-        let reader = self.reader;
+        let reader: &SegmentReader = self.reader.borrow();
         loop {
             let Some(cur) = &mut self.cursor else {
                 let frames = &reader.frames;
@@ -354,7 +400,7 @@ impl Window<'_> {
     }
 }
 
-impl Iterator for Window<'_> {
+impl<R: Borrow<SegmentReader>> Iterator for WindowOf<R> {
     type Item = Result<StoredPacket, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -714,3 +714,53 @@ fn bad_requests_are_refused_and_change_nothing() {
     let e = SegmentReader::open(dir.path(), "empty").err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Corrupt);
 }
+
+/// What retrieval relies on: the stream description from the header frame alone, a reader held
+/// to the length a catalogue vouches for while the writer goes on appending, and the owned window
+/// giving what the borrowed one gives.
+#[test]
+fn header_only_info_a_length_limit_and_an_owned_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkts = packets(3_000, 7);
+    let mut w =
+        SegmentWriter::create_with(dir.path(), "live", &info(), options(16 << 10), START).unwrap();
+    for p in &pkts[..1_000] {
+        w.append(p.ts, p.orig_len, &p.data).unwrap();
+    }
+    w.sync().unwrap();
+    let vouched = w.stats().stored_bytes;
+    // The writer goes on: synced frames the catalogue does not know of yet.
+    for p in &pkts[1_000..2_000] {
+        w.append(p.ts, p.orig_len, &p.data).unwrap();
+    }
+    w.sync().unwrap();
+    assert!(w.stats().stored_bytes > vouched);
+
+    assert_eq!(
+        SegmentReader::read_info(dir.path(), "live").unwrap(),
+        info()
+    );
+    let mut r = SegmentReader::open(dir.path(), "live").unwrap();
+    assert_eq!(read_all(&r), pkts[..2_000]);
+    r.limit_to(vouched);
+    assert_eq!(r.data_end(), vouched);
+    assert_eq!(read_all(&r), pkts[..1_000]);
+
+    let (from, to) = (pkts[200].ts, pkts[700].ts);
+    let borrowed: Vec<StoredPacket> = r.window(from, to).collect::<Result<_, _>>().unwrap();
+    let owned: Vec<StoredPacket> = r.into_window(from, to).collect::<Result<_, _>>().unwrap();
+    let expected: Vec<StoredPacket> = pkts[..1_000]
+        .iter()
+        .filter(|p| in_window(p, from, to))
+        .cloned()
+        .collect();
+    assert!(expected.len() > 300);
+    assert_eq!(borrowed, expected);
+    assert_eq!(owned, expected);
+
+    // Not a segment: a clear error, no panic.
+    fs::write(segment_path(dir.path(), "junk"), b"not zstd at all").unwrap();
+    let e = SegmentReader::read_info(dir.path(), "junk").unwrap_err();
+    assert!(e.to_string().contains("zstd frame"), "{e}");
+    drop(w);
+}

@@ -1,5 +1,7 @@
-//! The `trawl` command: offline tools for capture files, and the server (later, the agent).
+//! The `trawl` command: offline tools for capture files, the server, and the client commands
+//! that fetch from it (later, the agent).
 
+mod client;
 mod cmd;
 mod files;
 mod filter;
@@ -26,6 +28,9 @@ Examples:
   trawl org create acme --data ./trawl-data         another organisation and its admin token
   trawl org enrollment-token --data ./trawl-data    a one-time token to enrol a device
   trawl agent --server URL --enroll TOKEN -i eth0   capture on a device, stream to the server
+  trawl devices                                     the devices enrolled with a server
+  trawl pull --device gw-17 --from 2024-03-01T12:00:00Z --to 2024-03-01T12:00:10Z -o gw.pcapng
+      ten seconds of a device's stored packets (TRAWL_SERVER, TRAWL_TOKEN, TRAWL_CA set)
 
 Every command reads pcap, pcapng and snoop (also gzip- or zstd-compressed) and takes tcpdump
 filter expressions.
@@ -58,6 +63,10 @@ enum Command {
     Org(cmd::org::Args),
     /// Run the edge agent: capture (AF_PACKET + kernel BPF) and stream to a server.
     Agent(cmd::agent::Args),
+    /// Download devices' stored packets in a time window from a server, merged and filtered.
+    Pull(cmd::pull::Args),
+    /// List the devices enrolled with a server.
+    Devices(cmd::devices::Args),
 }
 
 fn main() {
@@ -73,6 +82,8 @@ fn main() {
         Command::Server(a) => cmd::server::run(a),
         Command::Org(a) => cmd::org::run(a),
         Command::Agent(a) => cmd::agent::run(a),
+        Command::Pull(a) => cmd::pull::run(a),
+        Command::Devices(a) => cmd::devices::run(a),
     };
     if let Err(e) = result {
         eprintln!("trawl: {e:#}");

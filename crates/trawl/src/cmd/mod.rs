@@ -1,10 +1,12 @@
 pub use trawl_agent::cli as agent;
 pub mod cat;
 pub mod demo;
+pub mod devices;
 pub mod generate;
 pub mod info;
 pub mod merge;
 pub mod org;
+pub mod pull;
 pub mod read;
 pub mod server;
 pub mod slice;
