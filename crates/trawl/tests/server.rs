@@ -253,7 +253,7 @@ fn pull_and_devices_against_a_running_server() {
     let work = dir.path();
     let data = work.join("data");
     let cert = data.join("tls/cert.pem");
-    let mut server = Running::start(&data);
+    let mut server = Server::start(&data, "127.0.0.1:0");
     let banner = server.banner();
     let url = banner.url.clone();
     let admin = banner.admin_token.clone().expect("an admin token");
