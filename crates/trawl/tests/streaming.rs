@@ -36,7 +36,7 @@ use harness::agent::{Agent, StreamCounters, parse_status};
 use harness::flows::{Summary, combined, differences, summarise};
 use harness::netns::{End, Netns, Tcpdump, TcpdumpReport, skip_reason, static_neighbours, veth};
 use harness::run_ok;
-use harness::server::{AdminApi, DeviceRow, Server, stored_capture};
+use harness::server::{AdminApi, DeviceRow, Server};
 use harness::traffic::{DnsResponder, Steady, dig, dns_answer, ping, tcp_transfer};
 
 const PORT: u16 = 8443;
@@ -279,7 +279,7 @@ fn check_device(lab: &Lab, device: &str, runs: &[&StreamCounters], reference: &S
     let acked: u64 = runs.iter().map(|c| c.packets_acked).sum();
     let duplicates: u64 = runs.iter().map(|c| c.duplicates).sum();
 
-    let stored_file = stored_capture(&lab.data(), device);
+    let stored_file = lab.api.pull(device, lab.dir.path());
     let stored = summarise(&stored_file);
     lab.step(&format!(
         "device {device}: captured {captured}, drops kernel {kernel} interface {interface} spool \

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::netns::Netns;
-use super::{run_ok, tool};
+use super::tool;
 
 /// A running `trawl server`; killed when dropped, so a failing test leaves no process behind.
 pub struct Server {
@@ -152,6 +152,8 @@ impl Drop for Server {
 
 /// The admin API of a server, reached with curl (in the server's namespace, if it has one),
 /// trusting the server's own certificate.
+static PULLS: AtomicUsize = AtomicUsize::new(0);
+
 pub struct AdminApi {
     pub ns: Option<String>,
     /// e.g. `https://127.0.0.1:8443`
@@ -216,6 +218,42 @@ impl AdminApi {
             })
     }
 
+    /// Everything the server stored for device `id`, downloaded with `trawl pull` (run in the
+    /// server's namespace) into one pcapng file in `dir`: the ONE place the tests read stored
+    /// packets, through the same API and catalogue an operator uses.
+    pub fn pull(&self, id: &str, dir: &Path) -> PathBuf {
+        let n = PULLS.fetch_add(1, Ordering::Relaxed);
+        let out = dir.join(format!("stored-dev-{id}-{n}.pcapng"));
+        let mut cmd = match &self.ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_trawl")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_trawl")),
+        };
+        let result = cmd
+            .args([
+                "pull",
+                "--server",
+                &self.url,
+                "--token",
+                &self.token,
+                "--ca",
+            ])
+            .arg(&self.cert)
+            .args(["--device", id, "--from", "0", "--to", "4000000000", "-o"])
+            .arg(&out)
+            .output()
+            .expect("run trawl pull");
+        assert!(
+            result.status.success(),
+            "trawl pull of device {id} failed: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        out
+    }
+
     /// The device with this id; Err as [`AdminApi::devices`], or when it is not listed.
     pub fn device(&self, id: &str) -> Result<DeviceRow, String> {
         self.devices()?
@@ -250,58 +288,4 @@ impl AdminApi {
             within.as_secs_f64()
         );
     }
-}
-
-static STORED: AtomicUsize = AtomicUsize::new(0);
-
-/// What the server stored for device `device_id`, as one pcapng file (next to the data
-/// directory).
-///
-/// The ONE place the tests read stored packets.
-/// TODO(trawl pull): when `trawl pull --server URL --token ADMIN --ca DATA/tls/cert.pem --device
-/// NAME --from T --to T -o out.pcapng` lands, read through it instead: it goes through the API
-/// and returns what the catalogue vouches for, where this reads the segment files directly (so it
-/// also sees frames a crash left past the catalogue's `stored_bytes`, until the segment is
-/// reopened and cut back).
-pub fn stored_capture(data: &Path, device_id: &str) -> PathBuf {
-    let mut files: Vec<(u64, u64, PathBuf)> = Vec::new();
-    let segments = data.join("segments");
-    for org in
-        std::fs::read_dir(&segments).unwrap_or_else(|e| panic!("{}: {e}", segments.display()))
-    {
-        let dir = org
-            .expect("a directory entry")
-            .path()
-            .join(format!("dev-{device_id}"));
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.expect("a directory entry").path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            // Segment NAME is `s{stream}-{id}`; its packets are NAME.pcapng.zst.
-            let Some(stem) = name.strip_suffix(".pcapng.zst") else {
-                continue;
-            };
-            let (stream, id) = stem
-                .strip_prefix('s')
-                .and_then(|s| s.split_once('-'))
-                .and_then(|(s, i)| Some((s.parse().ok()?, i.parse().ok()?)))
-                .unwrap_or_else(|| panic!("an unexpected segment name: {}", path.display()));
-            files.push((stream, id, path));
-        }
-    }
-    assert!(
-        !files.is_empty(),
-        "no segment of device {device_id} under {}",
-        segments.display()
-    );
-    files.sort();
-    let n = STORED.fetch_add(1, Ordering::Relaxed);
-    let out = data.with_file_name(format!("stored-dev-{device_id}-{n}.pcapng"));
-    let mut args = vec!["cat".to_owned(), "-o".to_owned(), out.display().to_string()];
-    args.extend(files.iter().map(|(_, _, p)| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_ok(&args);
-    out
 }
