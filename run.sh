@@ -5,7 +5,7 @@
 #      127.0.0.1:8443 with a certificate it makes on first start;
 #   3. enrols a local agent (state in ./trawl-agent) and streams a freshly generated capture
 #      through it, as a device would stream what it captures;
-#   4. lists the devices, pulls a one-second window back from the server, and shows it;
+#   4. lists the devices, pulls 50 ms of its HTTPS packets back from the server, and shows them;
 #   5. leaves the server running until Ctrl-C.
 # Env: TRAWL_LISTEN (default 127.0.0.1:8443), TRAWL_DATA (./trawl-data), TRAWL_AGENT (./trawl-agent).
 set -euo pipefail
@@ -65,8 +65,8 @@ else
   step "the devices: trawl devices"
   "$T" devices
 
-  step "pull one second back: trawl pull --device demo-device --from $start --to $((start + 1))"
-  "$T" pull --device demo-device --from "$start" --to "$((start + 1))" -o "$data/window.pcapng"
+  step "pull a window back: trawl pull --device demo-device --from $start --to $start.05 -f 'tcp port 443'"
+  "$T" pull --device demo-device --from "$start" --to "$start.05" -f 'tcp port 443' -o "$data/window.pcapng"
   "$T" info "$data/window.pcapng" | sed -n '1,/Number of packets/p'
   echo "its first packets:"
   "$T" read "$data/window.pcapng" | head -5
