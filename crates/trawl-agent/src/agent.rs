@@ -35,7 +35,7 @@ use crate::source::afpacket::{AfPacketConfig, AfPacketSource, MAX_SNAPLEN};
 use crate::source::replay::{Pacing, ReplaySource};
 use crate::source::{Batch, LINKTYPE_ETHERNET, Source, SourceError};
 use crate::spool::{Spool, SpoolError};
-use crate::uplink::{ApiError, BatchAnswer, ServerApi};
+use crate::uplink::{ApiError, BatchAnswer, SENDER_NICE, ServerApi, lower_priority};
 
 /// Where one stream's packets come from.
 #[derive(Clone, Debug)]
@@ -528,6 +528,7 @@ impl Opened {
                 );
                 let drain = config.drain_timeout;
                 threads.push(spawn(&format!("uplink {name}"), move || {
+                    lower_priority(SENDER_NICE);
                     uplink(&api, &name, &cell, &counters, &shared, drain, &*log)
                 }));
             }
@@ -765,6 +766,7 @@ fn send_abandonable(
     let (tx, rx) = std::sync::mpsc::channel();
     let (api, stream_name) = (api.clone(), stream.to_owned());
     spawn(&format!("send {stream}"), move || {
+        lower_priority(SENDER_NICE);
         let _ = tx.send(api.send_batch(&stream_name, bytes));
     });
     let started = Instant::now();

@@ -13,6 +13,21 @@ use crate::http::{HttpError, Trust, blocking_client, error_detail};
 /// One batch can take long on a slow link; the server answers only after an fsync.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The nice value of the threads that send (TLS, HTTP — reqwest's own runtime thread among
+/// them): on a busy device the capture and the spool come first, and sending catches up from
+/// the spool when there is time.
+pub const SENDER_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's priority to `nice` (Linux: per thread, inherited by the threads
+/// it starts). Best effort.
+pub fn lower_priority(nice: libc::c_int) {
+    // SAFETY: gettid and setpriority on the calling thread have no memory effects.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+    }
+}
+
 /// A server as the agent talks to it.
 pub struct ServerApi {
     base: String,
@@ -62,9 +77,18 @@ pub struct InterfaceInfo {
 impl ServerApi {
     /// `base` is the server's URL (`https://host:8443`); `credential` the device's, once enrolled.
     pub fn new(base: &str, trust: &Trust, credential: Option<String>) -> Result<Self, HttpError> {
+        // The client's runtime thread is started by the thread that builds it and inherits its
+        // priority: build it on a thread of low priority.
+        let trust = trust.clone();
+        let client = std::thread::spawn(move || {
+            lower_priority(SENDER_NICE);
+            blocking_client(&trust, REQUEST_TIMEOUT)
+        })
+        .join()
+        .map_err(|_| HttpError::Client("building the client panicked".into()))??;
         Ok(ServerApi {
             base: base.trim_end_matches('/').to_owned(),
-            client: blocking_client(trust, REQUEST_TIMEOUT)?,
+            client,
             credential,
         })
     }
