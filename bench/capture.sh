@@ -10,10 +10,10 @@
 #
 # Usage: bench/capture.sh [RATES…]   (packets/s; default 25000 50000 100000 150000 200000 300000)
 # Env: TRAWL_BENCH_PACKETS (packets per trial, default 300000), TRAWL_BENCH_TRIALS (default 2),
-# TRAWL_BENCH_CPU (e.g. 25: the capturing side — tcpdump, or the agent and the server together —
-# gets that percentage of one core, through a cgroup CPU quota, as on a small device; on a
-# machine where tcpreplay saturates before either tool loses anything, this is what finds the
-# tools' limits).
+# TRAWL_BENCH_CPU (e.g. 25: the capturing device — tcpdump, or the agent — gets that percentage
+# of one core, through a cgroup CPU quota, as on a small device; the server is the centre and
+# is not limited, unless TRAWL_BENCH_CPU_SERVER=1 puts it in the same quota as the agent; on a
+# machine where tcpreplay saturates before either tool loses anything, this finds the limits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench/capture.sh needs root (network namespaces)" >&2; exit 1; }
@@ -90,7 +90,7 @@ admin=$(sed -n 's/^admin token: //p' "$out/server.out")
 token=$("$T" org enrollment-token --data "$D" 2>/dev/null)
 ip netns exec "$C" "$T" agent --server https://127.0.0.1:18443 --ca "$D/tls/cert.pem" \
   --enroll "$token" --name bench --state "$S" 2> "$out/agent.log"
-limit "$server_pid"
+[ "${TRAWL_BENCH_CPU_SERVER:-0}" = 1 ] && limit "$server_pid"
 agent_hwm=0
 
 stored() {
@@ -160,5 +160,5 @@ kill "$server_pid"; wait "$server_pid" || true
   tcpdump -i c0 -s 262144 -B 32768 -w "$out/td.pcap" 2>/dev/null &
 sleep 1; replay "${rates[-1]}"; sleep 1; pkill -INT -f "tcpdump -i c0 -s 262144" || true; wait || true
 echo "tcpdump peak RSS: $(cat "$out/tcpdump-rss.txt" | tail -1) KiB" | tee -a "$out/memory.txt"
-echo "average packet: $avg_len bytes; packets per trial: $sent_expected; CPU quota of the capturing side: ${cpu_pct:-none}%" | tee -a "$out/memory.txt"
+echo "average packet: $avg_len bytes; packets per trial: $sent_expected; CPU quota of the capturing side: ${cpu_pct:-none}% (server in it: ${TRAWL_BENCH_CPU_SERVER:-0})" | tee -a "$out/memory.txt"
 column -t "$results"
