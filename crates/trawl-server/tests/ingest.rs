@@ -3,11 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use reqwest::StatusCode;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use trawl_server::{Config, NewOrganisation, Rotation, Server, Tls};
 use trawl_store::{SegmentReader, StoredPacket, Timestamp};
@@ -31,22 +28,14 @@ fn config(data: &Path, tls: bool) -> Config {
     config
 }
 
+/// A client that trusts the server's own certificate (through the agent's trust code).
 fn client_for(server: &Server) -> reqwest::Client {
-    let builder = reqwest::Client::builder();
-    let Some(cert) = server.certificate() else {
-        return builder.build().unwrap();
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
+    match server.certificate() {
+        Some(cert) => {
+            trawl_agent::http::async_client(&trawl_agent::http::Trust::Ca(cert.into())).unwrap()
+        }
+        None => reqwest::Client::new(),
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    builder.use_preconfigured_tls(tls).build().unwrap()
 }
 
 impl Harness {

@@ -7,12 +7,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use trawl_pcap::{CaptureReader, Timestamp};
 use trawl_server::{Catalogue, Config, NewOrganisation, Plan, PullRequest, Rotation, Server, Tls};
@@ -58,22 +56,14 @@ struct Harness {
     client: reqwest::Client,
 }
 
+/// A client that trusts the server's own certificate (through the agent's trust code).
 fn client_for(server: &Server) -> reqwest::Client {
-    let builder = reqwest::Client::builder();
-    let Some(cert) = server.certificate() else {
-        return builder.build().unwrap();
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
+    match server.certificate() {
+        Some(cert) => {
+            trawl_agent::http::async_client(&trawl_agent::http::Trust::Ca(cert.into())).unwrap()
+        }
+        None => reqwest::Client::new(),
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    builder.use_preconfigured_tls(tls).build().unwrap()
 }
 
 impl Harness {
