@@ -9,8 +9,8 @@
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::agent::{Agent, AgentConfig, SourceSpec, StreamStatus};
@@ -172,15 +172,23 @@ fn hostname() -> String {
 }
 
 /// Set by SIGINT / SIGTERM.
-static STOP: AtomicBool = AtomicBool::new(false);
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+/// The agent's stop flag, which the handler sets too (so a wait for the server ends at once).
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
 extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+    SIGNALLED.store(true, Ordering::SeqCst);
+    if let Some(stop) = STOP.get() {
+        stop.store(true, Ordering::SeqCst);
+    }
 }
 
-fn install_signal_handlers() {
+/// Installs the handlers; they set `stop`.
+fn install_signal_handlers(stop: Arc<AtomicBool>) {
+    let _ = STOP.set(stop);
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        // SAFETY: the handler only loads an initialised OnceLock and stores to atomics, which
+        // is async-signal-safe.
         unsafe {
             libc::signal(sig, on_signal as *const () as libc::sighandler_t);
         }
@@ -339,7 +347,6 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
 
-    install_signal_handlers();
     let api = Arc::new(ServerApi::new(
         &server,
         &trust,
@@ -347,33 +354,15 @@ pub fn run(args: Args) -> Result<()> {
     )?);
     let log: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|m: &str| eprintln!("trawl agent: {m}"));
     let stop = Arc::new(AtomicBool::new(false));
-    let agent = {
-        // Opening may wait for the server (to compile the filter): let a signal end the wait.
-        let stop2 = stop.clone();
-        let watcher = std::thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                if STOP.load(Ordering::Relaxed) {
-                    stop2.store(true, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        let opened = Agent::open(api, &config, stop.clone(), log.clone()).and_then(|o| {
-            if let Some(user) = args.user.as_ref().or(file.user.as_ref()) {
-                drop_privileges(user, &state)?;
-            }
-            Ok(o)
-        });
-        let opened = match opened {
-            Ok(o) => o,
-            Err(e) => {
-                stop.store(true, Ordering::Relaxed);
-                return Err(e.into());
-            }
-        };
-        (opened.start(), watcher)
-    };
-    let (agent, watcher) = agent;
+    install_signal_handlers(stop.clone());
+    // Opening may wait for the server (to compile the filter): a signal ends the wait.
+    let opened = Agent::open(api, &config, stop.clone(), log.clone()).and_then(|o| {
+        if let Some(user) = args.user.as_ref().or(file.user.as_ref()) {
+            drop_privileges(user, &state)?;
+        }
+        Ok(o)
+    })?;
+    let agent = opened.start();
     eprintln!(
         "trawl agent: device {} \"{}\" streaming {} to {server}",
         identity.device,
@@ -397,7 +386,6 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let _ = watcher.join();
     let result = agent.join();
     let status = match result {
         Ok(s) => s,
@@ -413,7 +401,7 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|s| s.batches_spooled - s.batches_acked.min(s.batches_spooled))
         .sum();
-    if STOP.load(Ordering::Relaxed) && left > 0 {
+    if SIGNALLED.load(Ordering::Relaxed) && left > 0 {
         eprintln!(
             "trawl agent: stopped with batches still in the spool; they are sent at the next start"
         );
