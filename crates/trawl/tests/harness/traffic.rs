@@ -179,6 +179,30 @@ pub fn tcp_transfer(from: &Netns, to: &Netns, to_addr: Ipv4Addr, port: u16, byte
     .join()
     .expect("the TCP sender");
     assert_eq!(receiver.join().expect("the TCP receiver"), bytes);
+    wait_closed(&to.name, port);
+}
+
+/// Waits until the receiving side's socket on `port` in namespace `ns` has left LAST-ACK: the
+/// side that closes second leaves it only when the final ACK has crossed the link, so after this
+/// the connection's last packet is on the wire (the sender's `read_to_end` returns on the peer's
+/// FIN, possibly before its kernel has sent that ACK).
+fn wait_closed(ns: &str, port: u16) {
+    let filter = format!("( sport = :{port} )");
+    let started = std::time::Instant::now();
+    loop {
+        let out = sh(&[
+            "ip", "netns", "exec", ns, "ss", "-Htan", "state", "last-ack", "state", "closing",
+            &filter,
+        ]);
+        if out.trim().is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a TCP connection on port {port} in {ns} is still closing after 10 s: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Pings every 10 ms and a TCP stream of 8 KiB every 20 ms, from one namespace to another,
@@ -189,6 +213,9 @@ pub struct Steady {
     stop: Arc<AtomicBool>,
     sender: Option<JoinHandle<u64>>,
     receiver: Option<JoinHandle<u64>>,
+    /// The receiving namespace and port, to wait for the connection's last packet.
+    to: String,
+    port: u16,
 }
 
 /// What steady traffic sent.
@@ -247,6 +274,8 @@ impl Steady {
             stop,
             sender: Some(sender),
             receiver: Some(receiver),
+            to: to.name.clone(),
+            port,
         }
     }
 
@@ -276,6 +305,7 @@ impl Steady {
             .join()
             .expect("the TCP receiver");
         assert_eq!(sent_tcp, got_tcp, "TCP bytes sent and received");
+        wait_closed(&self.to, self.port);
         SteadyReport {
             pings_sent: sent,
             pings_answered: answered,
