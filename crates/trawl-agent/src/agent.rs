@@ -1,22 +1,25 @@
 //! The agent at work: for each stream (one interface, or one replayed file), three threads.
 //!
 //! ```text
-//! capture ──(bounded channel of batches)──▶ spooler ──▶ Spool (disk) ──▶ uplink ──HTTPS──▶ server
+//! capture ──(bounded channel of batches)──▶ spooler ──▶ Spool (memory/disk) ──▶ uplink ──HTTPS──▶ server
 //! ```
 //!
-//! - **capture** reads the [`Source`], fills a [`BatchBuilder`] and hands it over when it holds
-//!   `batch_max_bytes` of packets, when its first packet is `batch_max_delay` old, or every
+//! - **capture** reads the [`Source`], fills a [`BatchBuilder`] and hands it over when it is
+//!   `batch_max_bytes` long (even in the middle of one read from the source), when its first packet is `batch_max_delay` old, or every
 //!   `heartbeat` even when empty (a heartbeat carries the drop counters). It never touches the
 //!   disk, so an fsync cannot stall the kernel ring; when the channel is full it waits, and the
 //!   kernel counts what the ring could not hold.
-//! - **spooler** numbers each batch and writes it to the [`Spool`] (synced), dropping the oldest
-//!   batches, counted, when the spool is full.
-//! - **uplink** sends the oldest spooled batch, and removes it once the server has it; after a
-//!   failure it waits (backing off up to 5 s) and sends again. A gap answer moves the chain to
+//! - **spooler** numbers each batch and puts it in the [`Spool`]: in memory while the server
+//!   keeps up, on disk (synced) when it has to wait; the oldest batches are dropped, counted,
+//!   when the spool is full.
+//! - **uplink** sends the oldest waiting batch, and removes it once the server has it; a send
+//!   that takes over a second has the batches in memory written to disk; after a failure it
+//!   puts the spool in write-through, waits (backing off up to 5 s) and sends again. A gap answer moves the chain to
 //!   the server's `last`. A refused credential stops the agent.
 //!
 //! Stopping (the `stop` flag): the capture threads send what they hold and end; the uplinks go
-//! on sending for up to `drain_timeout`; whatever is left stays in the spool for the next start.
+//! on sending for up to `drain_timeout`; whatever is left is written to the spool directory for
+//! the next start.
 //! A replayed file ends by itself: the agent returns once every batch is acknowledged.
 
 use std::collections::BTreeMap;
@@ -483,6 +486,13 @@ impl Opened {
                     spool.discarded_on_open
                 ));
             }
+            if spool.lost_on_open > 0 {
+                log(&format!(
+                    "{name}: {} packets were waiting in memory when the agent last ended \
+                     without stopping (killed?); they are lost, and counted as spool drops",
+                    spool.lost_on_open
+                ));
+            }
             if !spool.is_empty() {
                 log(&format!(
                     "{name}: {} batches ({} bytes) waiting in the spool from before",
@@ -492,6 +502,7 @@ impl Opened {
             }
             let counters = Arc::new(Counters::default());
             counters.spooled_bytes.store(spool.used(), Relaxed);
+            counters.spool_drops.store(spool.lost_on_open, Relaxed);
             let cell = Arc::new(SpoolCell {
                 spool: Mutex::new(spool),
                 bell: Condvar::new(),
@@ -529,7 +540,12 @@ impl Opened {
                 let drain = config.drain_timeout;
                 threads.push(spawn(&format!("uplink {name}"), move || {
                     lower_priority(SENDER_NICE);
-                    uplink(&api, &name, &cell, &counters, &shared, drain, &*log)
+                    uplink(&api, &name, &cell, &counters, &shared, drain, &*log);
+                    // Nothing sends from here on: what waits in memory, and whatever the
+                    // spooler still hands over, goes to disk for the next start.
+                    if let Err(e) = cell.lock().write_through(true) {
+                        shared.fail(AgentError::Spool(e));
+                    }
                 }));
             }
             streams.push(Stream {
@@ -606,15 +622,24 @@ fn capture(
     shared: &Shared,
 ) {
     let (link_type, snaplen) = (source.link_type(), source.snaplen());
-    let new_builder = || BatchBuilder::new(name, link_type, snaplen);
+    // A batch is handed over as soon as it reaches `batch_max_bytes`, even in the middle of
+    // what one read from the source delivered; its buffer has room for that plus one packet, so
+    // it never grows (growing copies everything written so far).
+    let max = config.batch_max_bytes as usize;
+    let capacity = max + snaplen as usize + 64;
+    let new_builder = || BatchBuilder::with_capacity(name, link_type, snaplen, capacity);
     let mut builder = new_builder();
+    // Batches filled during the current read, to hand over once it returns.
+    let mut full: Vec<BatchBuilder> = Vec::new();
     let mut first_at: Option<Instant> = None;
     let mut last_flush = Instant::now();
     let mut reported = crate::source::SourceStats::default();
     let tick = Duration::from_millis(50);
 
-    let mut flush = |builder: &mut BatchBuilder,
-                     first_at: &mut Option<Instant>,
+    // Hands over the batches filled during the last read and, with `current`, the one being
+    // filled; the drops counted since the last hand-over travel with the last of them.
+    let mut flush = |full: &mut Vec<BatchBuilder>,
+                     current: Option<(&mut BatchBuilder, &mut Option<Instant>)>,
                      source: &mut Box<dyn Source + Send>|
      -> bool {
         let stats = source.stats().unwrap_or(reported);
@@ -630,18 +655,20 @@ fn capture(
             .interface_drops
             .store(stats.interface_drops, Relaxed);
         reported = stats;
-        let full = std::mem::replace(builder, new_builder());
-        *first_at = None;
-        tx.send(Filled {
-            builder: full,
-            drops,
+        if let Some((builder, first_at)) = current {
+            full.push(std::mem::replace(builder, new_builder()));
+            *first_at = None;
+        }
+        let last = full.len().saturating_sub(1);
+        full.drain(..).enumerate().all(|(i, builder)| {
+            let drops = if i == last { drops } else { Drops::default() };
+            tx.send(Filled { builder, drops }).is_ok()
         })
-        .is_ok()
     };
 
     loop {
         if shared.stop.load(Relaxed) {
-            flush(&mut builder, &mut first_at, &mut source);
+            flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
             break;
         }
         let mut got = 0u64;
@@ -655,30 +682,34 @@ fn capture(
             }
             builder.push(p.ts, p.orig_len, p.data);
             got += 1;
+            if builder.encoded_len() >= max {
+                full.push(std::mem::replace(&mut builder, new_builder()));
+                first_at = None;
+            }
         });
         counters.captured.fetch_add(got, Relaxed);
         counters.filtered_out.fetch_add(rejected, Relaxed);
-        if got > 0 && first_at.is_none() {
-            first_at = Some(Instant::now());
-        }
         match result {
             Ok(Batch::Finished) => {
-                flush(&mut builder, &mut first_at, &mut source);
+                flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
                 break;
             }
             Ok(_) => {}
             Err(e) => {
-                flush(&mut builder, &mut first_at, &mut source);
+                flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
                 shared.fail(AgentError::Source(e));
                 break;
             }
         }
-        let due = builder.bytes() >= config.batch_max_bytes
-            || first_at.is_some_and(|t| t.elapsed() >= config.batch_max_delay)
+        if first_at.is_none() && builder.packets() > 0 {
+            first_at = Some(Instant::now());
+        }
+        let current_due = first_at.is_some_and(|t| t.elapsed() >= config.batch_max_delay)
             || last_flush.elapsed() >= config.heartbeat;
-        if due {
+        if current_due || !full.is_empty() {
             last_flush = Instant::now();
-            if !flush(&mut builder, &mut first_at, &mut source) {
+            let current = current_due.then_some((&mut builder, &mut first_at));
+            if !flush(&mut full, current, &mut source) {
                 break;
             }
         }
@@ -697,11 +728,11 @@ fn spooler(
     for filled in rx {
         let result = (|| -> Result<u64, SpoolError> {
             let mut spool = cell.lock();
-            let seq = spool.take_seq()?;
+            let seq = spool.take_seq(filled.builder.packets())?;
             let batch = filled
                 .builder
                 .finish(spool.epoch(), seq, seq - 1, filled.drops);
-            let lost = spool.push(&batch)?;
+            let lost = spool.push(batch)?;
             counters.spooled_bytes.store(spool.used(), Relaxed);
             Ok(lost)
         })();
@@ -753,15 +784,21 @@ impl StopClock<'_> {
 /// A request that has taken this long makes the stream count as not connected.
 const SLOW_REQUEST: Duration = Duration::from_secs(5);
 
+/// A request that has taken this long has the batches held in memory written to disk: the
+/// server is slow, and they may have to wait.
+const HOLD: Duration = Duration::from_secs(1);
+
 /// Sends a batch on a thread of its own and waits for the answer, giving up (leaving the batch
 /// in the spool) once the stop clock's drain time has passed: a request hanging on a dead path
 /// must not hold the agent up for a TCP timeout.
 fn send_abandonable(
     api: &Arc<ServerApi>,
     stream: &str,
-    bytes: Vec<u8>,
+    bytes: bytes::Bytes,
     clock: &mut StopClock<'_>,
     counters: &Counters,
+    cell: &SpoolCell,
+    shared: &Shared,
 ) -> Option<Result<BatchAnswer, ApiError>> {
     let (tx, rx) = std::sync::mpsc::channel();
     let (api, stream_name) = (api.clone(), stream.to_owned());
@@ -770,6 +807,7 @@ fn send_abandonable(
         let _ = tx.send(api.send_batch(&stream_name, bytes));
     });
     let started = Instant::now();
+    let mut spilled = false;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(answer) => return Some(answer),
@@ -779,6 +817,12 @@ fn send_abandonable(
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 if clock.drained() {
                     return None;
+                }
+                if !spilled && started.elapsed() >= HOLD {
+                    spilled = true;
+                    if let Err(e) = cell.lock().spill() {
+                        shared.fail(AgentError::Spool(e));
+                    }
                 }
                 if started.elapsed() >= SLOW_REQUEST {
                     counters.connected.store(false, Relaxed);
@@ -836,7 +880,8 @@ fn uplink(
             break;
         };
         let packets = read_header(&bytes).map_or(0, |h| h.packets) as u64;
-        let Some(answer) = send_abandonable(api, stream, bytes, &mut clock, counters) else {
+        let Some(answer) = send_abandonable(api, stream, bytes, &mut clock, counters, cell, shared)
+        else {
             break;
         };
         let outcome = match answer {
@@ -876,6 +921,11 @@ fn uplink(
             }
             Err(e @ (ApiError::Unavailable(_) | ApiError::Protocol(_))) => {
                 counters.send_failures.fetch_add(1, Relaxed);
+                // Batches wait on disk until the server is back.
+                if let Err(e) = cell.lock().write_through(true) {
+                    shared.fail(AgentError::Spool(e));
+                    return;
+                }
                 counters.connected.store(false, Relaxed);
                 if !outage_reported {
                     log(&format!(
@@ -908,6 +958,11 @@ fn uplink(
                 last_delivery.elapsed().as_secs_f64()
             ));
             outage_reported = false;
+            // New batches may wait in memory again.
+            if let Err(e) = cell.lock().write_through(false) {
+                shared.fail(AgentError::Spool(e));
+                return;
+            }
         }
         last_delivery = Instant::now();
         backoff = Duration::from_millis(100);

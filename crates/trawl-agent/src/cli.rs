@@ -36,7 +36,7 @@ Examples:
       replay a file as if captured (tests, demos); ends when the server has every packet
   trawl agent --config /etc/trawl/agent.toml
 
-While the server cannot be reached, batches wait in STATE/spool/ (at most --spool-max per
+While the server cannot be reached, batches wait on disk in STATE/spool/ (at most --spool-max per
 stream; when full the oldest are dropped and counted) and are sent when it is back. Every drop —
 kernel, interface, spool — travels to the server with the next batch. Capturing needs root or
 CAP_NET_RAW. Stop with Ctrl-C or SIGTERM: what is captured is spooled, and sending goes on for up

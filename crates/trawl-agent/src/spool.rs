@@ -1,17 +1,27 @@
-//! The spool: batches waiting for the server's acknowledgement, in a bounded directory.
+//! The spool: batches waiting for the server's acknowledgement.
 //!
-//! One file per batch (`<seq>.batch`, the batch bytes as built), written under a temporary name,
-//! synced and renamed, so a crash leaves whole batches or none. A `state` file (written the same
-//! way) holds the stream's epoch, the next sequence number and the [`SendState`]: what the server
-//! has acknowledged and which batches were discarded before it had them. When the spool would
-//! exceed its size, the oldest batches are discarded and remembered as dropped, so that the next
-//! batch sent counts their packets as spool drops (docs/protocol.md).
+//! While the server keeps up, a batch waits in memory only (up to [`MEMORY`] bytes of them):
+//! writing every batch to disk and reading it back would cost the agent about a third of its
+//! CPU. A batch is written to the spool directory when it has to wait: when the memory is
+//! full, when a send fails or is slow ([`Spool::spill`]), and from the moment the uplink is
+//! down or has ended ([`Spool::write_through`]). The directory is bounded: when it would exceed
+//! its size, the oldest batches are discarded and remembered as dropped, so that the next batch
+//! sent counts their packets as spool drops (docs/protocol.md).
+//!
+//! On disk: one file per batch (`<seq>.batch`, the batch bytes as built), written under a
+//! temporary name, synced and renamed, so a crash leaves whole batches or none. A `state` file
+//! (written the same way) holds the stream's epoch, the next sequence number, the [`SendState`]
+//! (what the server has acknowledged and which batches were discarded before it had them), and
+//! the number and packet count of every batch held only in memory: if the agent dies without
+//! stopping (`kill -9`, power lost), the next start finds those batches gone and counts their
+//! packets as spool drops, so even that loss reaches the server.
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use trawl_wire::{SendState, read_header, rewrite_header};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,12 +48,19 @@ fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> S
     }
 }
 
-/// One spooled batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// At most this many bytes of batches are held in memory.
+pub const MEMORY: u64 = 16 << 20;
+
+/// One batch waiting for the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
     seq: u64,
     size: u64,
     packets: u32,
+    /// The batch, while it is held in memory.
+    held: Option<Bytes>,
+    /// Whether its file is written.
+    on_disk: bool,
 }
 
 pub struct Spool {
@@ -51,11 +68,20 @@ pub struct Spool {
     max_bytes: u64,
     used: u64,
     entries: VecDeque<Entry>,
+    /// Bytes of the batches held in memory.
+    held: u64,
+    /// Every batch goes to disk as it comes (the server is unreachable, or the uplink ended).
+    to_disk: bool,
+    /// The batch numbered by [`take_seq`](Self::take_seq) and not pushed yet, with its packets.
+    taken: Option<(u64, u32)>,
     epoch: u64,
     next_seq: u64,
     send: SendState,
     /// Files found damaged or unreadable when opening (removed).
     pub discarded_on_open: usize,
+    /// Packets of batches that were held in memory when the agent last ended without stopping
+    /// (lost; counted as spool drops in the next batch sent).
+    pub lost_on_open: u64,
 }
 
 impl Spool {
@@ -68,25 +94,42 @@ impl Spool {
             max_bytes,
             used: 0,
             entries: VecDeque::new(),
+            held: 0,
+            to_disk: false,
+            taken: None,
             epoch: 0,
             next_seq: 1,
             send: SendState::default(),
             discarded_on_open: 0,
+            lost_on_open: 0,
         };
         let state_path = spool.dir.join("state");
-        match fs::read_to_string(&state_path) {
+        let in_memory = match fs::read_to_string(&state_path) {
             Ok(text) => spool.load_state(&text)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 spool.epoch = random_epoch().map_err(io_err(&spool.dir, "no random epoch"))?;
                 spool.save_state()?;
+                Vec::new()
             }
             Err(e) => return Err(io_err(&state_path, "cannot read")(e)),
-        }
+        };
         spool.scan()?;
+        // Batches that were only in memory when the process ended, and were not written since:
+        // lost, and counted.
+        for (seq, packets) in in_memory {
+            if seq > spool.send.acked && !spool.entries.iter().any(|e| e.seq == seq) {
+                spool.send.dropped(seq, packets);
+                spool.lost_on_open += packets as u64;
+            }
+        }
+        if spool.lost_on_open > 0 {
+            spool.save_state()?;
+        }
         Ok(spool)
     }
 
-    fn load_state(&mut self, text: &str) -> Result<(), SpoolError> {
+    /// Reads the state file; returns the batches it lists as held in memory.
+    fn load_state(&mut self, text: &str) -> Result<Vec<(u64, u32)>, SpoolError> {
         let bad = |line: usize, detail: &str| SpoolError::State {
             path: self.dir.join("state"),
             line,
@@ -105,23 +148,33 @@ impl Spool {
         self.epoch = epoch;
         self.next_seq = next_seq.max(1);
         self.send.acked = acked;
+        let mut in_memory = Vec::new();
         for (i, line) in lines {
             let mut f = line.split_whitespace();
-            let (Some(Ok(seq)), Some(Ok(packets))) = (
+            let (Some(Ok(seq)), Some(Ok(packets)), mark) = (
                 f.next().map(str::parse::<u64>),
                 f.next().map(str::parse::<u32>),
+                f.next(),
             ) else {
-                return Err(bad(i + 1, "expected: seq packets"));
+                return Err(bad(i + 1, "expected: seq packets [memory]"));
             };
-            self.send.dropped.push((seq, packets));
+            match mark {
+                None => self.send.dropped.push((seq, packets)),
+                Some("memory") => in_memory.push((seq, packets)),
+                Some(_) => return Err(bad(i + 1, "expected: seq packets [memory]")),
+            }
         }
-        Ok(())
+        Ok(in_memory)
     }
 
     fn save_state(&self) -> Result<(), SpoolError> {
         let mut text = format!("{} {} {}\n", self.epoch, self.next_seq, self.send.acked);
         for (seq, packets) in &self.send.dropped {
             text.push_str(&format!("{seq} {packets}\n"));
+        }
+        let in_memory = self.entries.iter().filter(|e| !e.on_disk);
+        for (seq, packets) in in_memory.map(|e| (e.seq, e.packets)).chain(self.taken) {
+            text.push_str(&format!("{seq} {packets} memory\n"));
         }
         write_atomically(&self.dir, "state", text.as_bytes())
     }
@@ -153,6 +206,8 @@ impl Spool {
                         seq,
                         size,
                         packets: h.packets,
+                        held: None,
+                        on_disk: true,
                     });
                 }
                 Some(h) if h.seq == seq && seq <= self.send.acked => {
@@ -177,10 +232,13 @@ impl Spool {
         self.epoch
     }
 
-    /// The number for the next batch; persisted, so numbers are never reused after a restart.
-    pub fn take_seq(&mut self) -> Result<u64, SpoolError> {
+    /// The number for the next batch, of `packets` packets; persisted (with the packet count,
+    /// until the batch is on disk or acknowledged), so numbers are never reused after a restart
+    /// and a batch lost with the process is counted.
+    pub fn take_seq(&mut self, packets: u32) -> Result<u64, SpoolError> {
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.taken = Some((seq, packets));
         self.save_state()?;
         Ok(seq)
     }
@@ -198,28 +256,41 @@ impl Spool {
         self.entries.is_empty()
     }
 
-    /// Adds a batch (as built, with its own seq). If the spool is then over its size, the oldest
-    /// batches are discarded and remembered as dropped; returns how many packets that cost.
-    pub fn push(&mut self, batch: &[u8]) -> Result<u64, SpoolError> {
-        let header = read_header(batch).ok_or_else(|| SpoolError::State {
+    /// Adds a batch (as built, with its own seq): in memory if there is room and the uplink is
+    /// not down, else on disk. If the spool is then over its size, the oldest batches are
+    /// discarded and remembered as dropped; returns how many packets that cost.
+    pub fn push(&mut self, batch: Vec<u8>) -> Result<u64, SpoolError> {
+        let header = read_header(&batch).ok_or_else(|| SpoolError::State {
             path: self.dir.clone(),
             line: 0,
             detail: "push of something that is not a batch".into(),
         })?;
-        write_atomically(&self.dir, &format!("{}.batch", header.seq), batch)?;
+        let size = batch.len() as u64;
+        let in_memory = !self.to_disk && self.held + size <= MEMORY;
+        if !in_memory {
+            write_atomically(&self.dir, &format!("{}.batch", header.seq), &batch)?;
+        }
+        self.taken = None;
+        let held = in_memory.then(|| Bytes::from(batch));
+        if held.is_some() {
+            self.held += size;
+        }
         self.entries.push_back(Entry {
             seq: header.seq,
-            size: batch.len() as u64,
+            size,
             packets: header.packets,
+            held,
+            on_disk: !in_memory,
         });
-        self.used += batch.len() as u64;
+        self.used += size;
         let mut lost = 0;
         while self.used > self.max_bytes {
-            let Some(old) = self.entries.pop_front() else {
+            let Some(old) = self.pop_front() else {
                 break;
             };
-            let _ = fs::remove_file(self.path_of(old.seq));
-            self.used -= old.size;
+            if old.on_disk {
+                let _ = fs::remove_file(self.path_of(old.seq));
+            }
             self.send.dropped(old.seq, old.packets);
             lost += old.packets as u64;
         }
@@ -231,30 +302,86 @@ impl Spool {
 
     /// The oldest batch, ready to send: its header rewritten to follow the last acknowledged
     /// batch and to count the packets of batches discarded since.
-    pub fn next_to_send(&self) -> Result<Option<(u64, Vec<u8>)>, SpoolError> {
+    pub fn next_to_send(&self) -> Result<Option<(u64, Bytes)>, SpoolError> {
         let Some(entry) = self.entries.front() else {
             return Ok(None);
         };
+        if let Some(held) = &entry.held
+            && let Some(h) = read_header(held)
+        {
+            let send = self.send.prepare(&h);
+            if send == h {
+                return Ok(Some((entry.seq, held.clone())));
+            }
+            let mut bytes = held.to_vec();
+            rewrite_header(&mut bytes, &send);
+            return Ok(Some((entry.seq, bytes.into())));
+        }
         let path = self.path_of(entry.seq);
         let mut bytes = fs::read(&path).map_err(io_err(&path, "cannot read"))?;
         if let Some(h) = read_header(&bytes) {
             rewrite_header(&mut bytes, &self.send.prepare(&h));
         }
-        Ok(Some((entry.seq, bytes)))
+        Ok(Some((entry.seq, bytes.into())))
+    }
+
+    /// Writes every batch held only in memory to disk (a send failed or is slow: the batches
+    /// may have to wait, and must survive the process). They stay in memory for sending.
+    pub fn spill(&mut self) -> Result<(), SpoolError> {
+        let mut wrote = false;
+        for e in self.entries.iter_mut().filter(|e| !e.on_disk) {
+            let bytes = e.held.as_ref().expect("a batch not on disk is in memory");
+            write_atomically(&self.dir, &format!("{}.batch", e.seq), bytes)?;
+            e.on_disk = true;
+            wrote = true;
+        }
+        if wrote {
+            self.save_state()?;
+        }
+        Ok(())
+    }
+
+    /// With `on`, every batch goes to disk as it comes, and those only in memory are written
+    /// now (the server is unreachable, or nothing will send them before the process ends);
+    /// without, batches wait in memory again while there is room.
+    pub fn write_through(&mut self, on: bool) -> Result<(), SpoolError> {
+        self.to_disk = on;
+        if on { self.spill() } else { Ok(()) }
+    }
+
+    /// Batches held only in memory (not yet written to disk).
+    pub fn in_memory_only(&self) -> usize {
+        self.entries.iter().filter(|e| !e.on_disk).count()
+    }
+
+    /// Takes the oldest entry off the list (its file stays), with the accounting.
+    fn pop_front(&mut self) -> Option<Entry> {
+        let e = self.entries.pop_front()?;
+        self.forget(&e);
+        Some(e)
+    }
+
+    fn forget(&mut self, e: &Entry) {
+        self.used -= e.size;
+        if e.held.is_some() {
+            self.held -= e.size;
+        }
     }
 
     /// The server has every batch up to `seq` (acknowledged, a duplicate, or the `last` of a gap
     /// answer): those files go.
     pub fn server_has(&mut self, seq: u64) -> Result<(), SpoolError> {
         self.send.server_has(seq);
-        while let Some(e) = self.entries.front().copied() {
-            if e.seq > self.send.acked {
+        while let Some(seq) = self.entries.front().map(|e| e.seq) {
+            if seq > self.send.acked {
                 break;
             }
-            let path = self.path_of(e.seq);
-            fs::remove_file(&path).map_err(io_err(&path, "cannot remove"))?;
-            self.used -= e.size;
-            self.entries.pop_front();
+            if let Some(e) = self.pop_front()
+                && e.on_disk
+            {
+                let path = self.path_of(seq);
+                fs::remove_file(&path).map_err(io_err(&path, "cannot remove"))?;
+            }
         }
         self.save_state()
     }
@@ -280,9 +407,11 @@ impl Spool {
             return Ok(0);
         };
         let entry = self.entries.remove(pos).expect("found above");
-        let path = self.path_of(seq);
-        fs::remove_file(&path).map_err(io_err(&path, "cannot remove"))?;
-        self.used -= entry.size;
+        self.forget(&entry);
+        if entry.on_disk {
+            let path = self.path_of(seq);
+            fs::remove_file(&path).map_err(io_err(&path, "cannot remove"))?;
+        }
         self.send.dropped(seq, entry.packets);
         self.save_state()?;
         Ok(entry.packets)
@@ -326,7 +455,7 @@ mod tests {
     use trawl_wire::{Batch, BatchBuilder, Drops};
 
     fn batch(spool: &mut Spool, packets: u32) -> Vec<u8> {
-        let seq = spool.take_seq().unwrap();
+        let seq = spool.take_seq(packets).unwrap();
         let mut b = BatchBuilder::new("eth0", 1, 0);
         for i in 0..packets {
             b.push(Timestamp::new(1_700_000_000, i), 100, &[7u8; 100]);
@@ -340,10 +469,12 @@ mod tests {
         let epoch;
         {
             let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+            // The server is unreachable: batches go to disk.
+            s.write_through(true).unwrap();
             epoch = s.epoch();
             for n in [1, 2, 3] {
                 let b = batch(&mut s, n);
-                s.push(&b).unwrap();
+                s.push(b).unwrap();
             }
             s.server_has(1).unwrap();
             // A crash leaves a temporary file behind.
@@ -358,7 +489,76 @@ mod tests {
         let b = Batch::parse(&bytes).unwrap();
         assert_eq!((b.header.prev_seq, b.header.packets), (1, 2));
         // Numbers are not reused after the restart.
-        assert_eq!(s.take_seq().unwrap(), 4);
+        assert_eq!(s.take_seq(1).unwrap(), 4);
+    }
+
+    #[test]
+    fn batches_wait_in_memory_until_they_must_wait_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = || {
+            let mut names: Vec<String> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".batch"))
+                .collect();
+            names.sort();
+            names
+        };
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        for n in [1, 2] {
+            let b = batch(&mut s, n);
+            s.push(b).unwrap();
+        }
+        assert!(files().is_empty(), "the server keeps up: nothing written");
+        assert_eq!(s.in_memory_only(), 2);
+        let (seq, bytes) = s.next_to_send().unwrap().unwrap();
+        assert_eq!((seq, Batch::parse(&bytes).unwrap().header.packets), (1, 1));
+        // A send failed: what waits is written, and so is what comes next.
+        s.write_through(true).unwrap();
+        assert_eq!(files(), ["1.batch", "2.batch"]);
+        let b = batch(&mut s, 3);
+        s.push(b).unwrap();
+        assert_eq!(files(), ["1.batch", "2.batch", "3.batch"]);
+        // Delivering again: new batches wait in memory again.
+        s.write_through(false).unwrap();
+        s.server_has(2).unwrap();
+        let b = batch(&mut s, 4);
+        s.push(b).unwrap();
+        assert_eq!(files(), ["3.batch"]);
+        assert_eq!(s.in_memory_only(), 1);
+        // Slow: spilled.
+        s.spill().unwrap();
+        assert_eq!(files(), ["3.batch", "4.batch"]);
+        assert_eq!(s.in_memory_only(), 0);
+    }
+
+    #[test]
+    fn batches_lost_with_the_process_are_counted_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+            for n in [5, 6, 7] {
+                let b = batch(&mut s, n);
+                s.push(b).unwrap();
+            }
+            s.server_has(1).unwrap();
+            // Numbered, then the process dies before the batch is pushed.
+            s.take_seq(8).unwrap();
+            // Killed: batches 2 and 3 were only in memory, 4 was being built.
+        }
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.lost_on_open, 6 + 7 + 8);
+        assert!(s.is_empty());
+        let b = batch(&mut s, 1);
+        s.push(b).unwrap();
+        let (seq, bytes) = s.next_to_send().unwrap().unwrap();
+        let h = Batch::parse(&bytes).unwrap().header;
+        assert_eq!(seq, 5);
+        assert_eq!((h.prev_seq, h.drops.spool), (1, 6 + 7 + 8));
+        // Counted once: a second start finds lost only what this one held in memory.
+        drop(s);
+        let s = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.lost_on_open, 1);
     }
 
     #[test]
@@ -368,7 +568,7 @@ mod tests {
         let mut lost = 0;
         for _ in 0..5 {
             let b = batch(&mut s, 10); // about 1.5 kB each
-            lost += s.push(&b).unwrap();
+            lost += s.push(b).unwrap();
         }
         assert!(s.used() <= 3_200);
         assert_eq!(s.len(), 2, "two batches of about 1.5 kB fit");
@@ -391,8 +591,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+            s.write_through(true).unwrap();
             let b = batch(&mut s, 1);
-            s.push(&b).unwrap();
+            s.push(b).unwrap();
         }
         fs::write(dir.path().join("2.batch"), b"garbage").unwrap();
         let s = Spool::open(dir.path(), 1 << 20).unwrap();

@@ -189,7 +189,7 @@ impl ServerApi {
     }
 
     /// Sends one batch of `stream`.
-    pub fn send_batch(&self, stream: &str, batch: Vec<u8>) -> Result<BatchAnswer, ApiError> {
+    pub fn send_batch(&self, stream: &str, batch: bytes::Bytes) -> Result<BatchAnswer, ApiError> {
         #[derive(Deserialize)]
         struct Ack {
             seq: u64,

@@ -164,6 +164,15 @@ fn a_replayed_capture_arrives_whole_and_in_order() {
     let status = run(api, &config(state.path(), &file)).unwrap();
     assert_eq!(status[0].captured, expected.len() as u64);
     assert_eq!(status[0].packets_acked, expected.len() as u64);
+    // The replay source hands over the whole file in one read; batches are cut at their size
+    // all the same (a batch over the server's limit would be refused).
+    let data: u64 = expected.iter().map(|p| p.2.len() as u64).sum();
+    assert!(
+        status[0].batches_acked > data / (64 << 10),
+        "{} bytes of packets in {} batches of at most 64 KiB",
+        data,
+        status[0].batches_acked
+    );
     let (stored, drops) = h.stored(device);
     assert_eq!(drops, 0);
     assert_eq!(stored.len(), expected.len());

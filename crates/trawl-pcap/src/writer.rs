@@ -214,6 +214,11 @@ impl<W: Write> PcapngWriter<W> {
         self.out.write_all(&total.to_le_bytes())
     }
 
+    /// The underlying writer (to see how much a `Vec` holds so far).
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     /// Flushes and returns the underlying writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.out.flush()?;

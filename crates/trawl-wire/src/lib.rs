@@ -205,13 +205,26 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// A batch for an interface named `name` of `link_type`, with nanosecond times.
     pub fn new(name: &str, link_type: u32, snaplen: u32) -> BatchBuilder {
+        BatchBuilder::with_capacity(name, link_type, snaplen, 1 << 16)
+    }
+
+    /// The same, with room for `capacity` bytes before its buffer has to grow (growing copies
+    /// everything written so far; a batch that is sent at a known size should start that big).
+    pub fn with_capacity(
+        name: &str,
+        link_type: u32,
+        snaplen: u32,
+        capacity: usize,
+    ) -> BatchBuilder {
         let mut section = OwnedOptions::new();
         section.push_str(
             opt::SHB_USERAPPL,
             concat!("trawl ", env!("CARGO_PKG_VERSION")),
         );
-        let mut writer =
-            PcapngWriter::new(Vec::with_capacity(1 << 16), &section).expect("writing to memory");
+        // The header goes in front of the body when the batch is finished: its place is kept.
+        let mut buf = Vec::with_capacity(HEADER_LEN + capacity);
+        buf.resize(HEADER_LEN, 0);
+        let mut writer = PcapngWriter::new(buf, &section).expect("writing to memory");
         let mut iface = Interface::new(link_type, snaplen, 1_000_000_000);
         iface.options.push_str(opt::IF_NAME, name);
         writer.add_interface(&iface).expect("writing to memory");
@@ -238,22 +251,26 @@ impl BatchBuilder {
         self.header.packets
     }
 
-    /// Bytes of packet data so far (to decide when a batch is big enough to send).
+    /// Bytes of packet data so far.
     pub fn bytes(&self) -> u64 {
         self.header.bytes
     }
 
+    /// The size of the batch if it were finished now, header included (to decide when it is
+    /// big enough to send).
+    pub fn encoded_len(&self) -> usize {
+        self.writer.get_ref().len()
+    }
+
     /// The finished batch: header and body, numbered `seq` after `prev_seq` in `epoch`.
     pub fn finish(mut self, epoch: u64, seq: u64, prev_seq: u64, drops: Drops) -> Vec<u8> {
-        let body = self.writer.finish().expect("writing to memory");
+        let mut out = self.writer.finish().expect("writing to memory");
         self.header.epoch = epoch;
         self.header.seq = seq;
         self.header.prev_seq = prev_seq;
         self.header.drops = drops;
-        self.header.body_hash = xxhash_rust::xxh3::xxh3_64(&body);
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(&self.header.encode());
-        out.extend_from_slice(&body);
+        self.header.body_hash = xxhash_rust::xxh3::xxh3_64(&out[HEADER_LEN..]);
+        out[..HEADER_LEN].copy_from_slice(&self.header.encode());
         out
     }
 }
