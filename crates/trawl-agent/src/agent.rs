@@ -102,6 +102,8 @@ pub struct AgentConfig {
     pub snaplen: u32,
     /// Most bytes of batches each stream's spool holds.
     pub spool_max_bytes: u64,
+    /// Most bytes of batches per stream held in memory while the server keeps up.
+    pub spool_memory_bytes: u64,
     /// A batch is sent when it holds this many bytes of packets…
     pub batch_max_bytes: u64,
     /// …or when its first packet is this old.
@@ -122,6 +124,7 @@ impl AgentConfig {
             filter: None,
             snaplen: MAX_SNAPLEN,
             spool_max_bytes: 1 << 30,
+            spool_memory_bytes: crate::spool::MEMORY,
             batch_max_bytes: 4 << 20,
             batch_max_delay: Duration::from_millis(500),
             heartbeat: Duration::from_secs(10),
@@ -440,7 +443,8 @@ impl Agent {
             let spool = Spool::open(
                 config.state_dir.join("spool").join(&name),
                 config.spool_max_bytes,
-            )?;
+            )?
+            .with_memory(config.spool_memory_bytes);
             streams.push(OpenStream {
                 name,
                 source,

@@ -52,6 +52,7 @@ The config file (every key optional; flags override it; an unknown key is an err
   filter = \"not port 8443\"
   snaplen = 262144
   spool_max = \"1G\"
+  spool_memory = \"64M\"                # batches wait in memory while the server keeps up
   batch_max = \"4M\"                    # send a batch at this size...
   batch_delay_ms = 500                # ...or when its first packet is this old
   heartbeat_secs = 10                 # an empty batch carries drop counters at least this often")]
@@ -95,6 +96,10 @@ pub struct Args {
     /// Most bytes of batches spooled per stream, e.g. 500M [default: 1G].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub spool_max: Option<u64>,
+    /// Most bytes of batches per stream that wait for the server in memory rather than on disk
+    /// while it keeps up [default: 64M]; 0 writes every batch to disk before sending it.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub spool_memory: Option<u64>,
     /// Seconds between status lines on stderr (0: none).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub status_every: u64,
@@ -124,6 +129,7 @@ struct FileConfig {
     filter: Option<String>,
     snaplen: Option<u32>,
     spool_max: Option<String>,
+    spool_memory: Option<String>,
     batch_max: Option<String>,
     batch_delay_ms: Option<u64>,
     heartbeat_secs: Option<u64>,
@@ -268,6 +274,12 @@ pub fn run(args: Args) -> Result<()> {
         config.spool_max_bytes = n;
     } else if let Some(s) = &file.spool_max {
         config.spool_max_bytes = parse_size(s).map_err(|e| anyhow::anyhow!("spool_max: {e}"))?;
+    }
+    if let Some(n) = args.spool_memory {
+        config.spool_memory_bytes = n;
+    } else if let Some(s) = &file.spool_memory {
+        config.spool_memory_bytes =
+            parse_size(s).map_err(|e| anyhow::anyhow!("spool_memory: {e}"))?;
     }
     if let Some(s) = &file.batch_max {
         config.batch_max_bytes = parse_size(s).map_err(|e| anyhow::anyhow!("batch_max: {e}"))?;

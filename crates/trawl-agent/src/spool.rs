@@ -1,6 +1,7 @@
 //! The spool: batches waiting for the server's acknowledgement.
 //!
-//! While the server keeps up, a batch waits in memory only (up to [`MEMORY`] bytes of them):
+//! While the server keeps up, a batch waits in memory only (by default up to [`MEMORY`] bytes of
+//! them):
 //! writing every batch to disk and reading it back would cost the agent about a third of its
 //! CPU. A batch is written to the spool directory when it has to wait: when the memory is
 //! full, when a send fails or is slow ([`Spool::spill`]), and from the moment the uplink is
@@ -48,8 +49,8 @@ fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> S
     }
 }
 
-/// At most this many bytes of batches are held in memory.
-pub const MEMORY: u64 = 16 << 20;
+/// By default, at most this many bytes of batches are held in memory.
+pub const MEMORY: u64 = 64 << 20;
 
 /// One batch waiting for the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,8 +69,9 @@ pub struct Spool {
     max_bytes: u64,
     used: u64,
     entries: VecDeque<Entry>,
-    /// Bytes of the batches held in memory.
+    /// Bytes of the batches held in memory, and the most there may be.
     held: u64,
+    memory: u64,
     /// Every batch goes to disk as it comes (the server is unreachable, or the uplink ended).
     to_disk: bool,
     /// The batch numbered by [`take_seq`](Self::take_seq) and not pushed yet, with its packets.
@@ -95,6 +97,7 @@ impl Spool {
             used: 0,
             entries: VecDeque::new(),
             held: 0,
+            memory: MEMORY,
             to_disk: false,
             taken: None,
             epoch: 0,
@@ -126,6 +129,12 @@ impl Spool {
             spool.save_state()?;
         }
         Ok(spool)
+    }
+
+    /// Holds at most `bytes` of batches in memory (0: every batch goes to disk first).
+    pub fn with_memory(mut self, bytes: u64) -> Spool {
+        self.memory = bytes;
+        self
     }
 
     /// Reads the state file; returns the batches it lists as held in memory.
@@ -266,7 +275,7 @@ impl Spool {
             detail: "push of something that is not a batch".into(),
         })?;
         let size = batch.len() as u64;
-        let in_memory = !self.to_disk && self.held + size <= MEMORY;
+        let in_memory = !self.to_disk && self.held + size <= self.memory;
         if !in_memory {
             write_atomically(&self.dir, &format!("{}.batch", header.seq), &batch)?;
         }
