@@ -21,17 +21,22 @@
 //! on sending for up to `drain_timeout`; whatever is left is written to the spool directory for
 //! the next start.
 //! A replayed file ends by itself: the agent returns once every batch is acknowledged.
+//!
+//! Capture jobs ([`crate::jobs`]) run the same three threads per job, with a stop of their
+//! own, exact limits ([`Limits`]: packets, bytes, duration) and a short hold that puts packets
+//! in time order (`Reorder`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use trawl_bpf::Program;
+use trawl_pcap::Timestamp;
 use trawl_wire::{BatchBuilder, Drops, read_header};
 
 use crate::source::afpacket::{AfPacketConfig, AfPacketSource, MAX_SNAPLEN};
@@ -114,6 +119,11 @@ pub struct AgentConfig {
     pub drain_timeout: Duration,
     /// AF_PACKET ring: block size and count (`None`: the source's defaults).
     pub ring: Option<(u32, u32)>,
+    /// Run the command channel: take capture jobs from the server ([`crate::jobs`]).
+    pub commands: bool,
+    /// A job's batches are sent when their first packet is this old (shorter than
+    /// `batch_max_delay`: someone is watching a job).
+    pub job_batch_delay: Duration,
 }
 
 impl AgentConfig {
@@ -130,6 +140,8 @@ impl AgentConfig {
             heartbeat: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             ring: None,
+            commands: false,
+            job_batch_delay: Duration::from_millis(100),
         }
     }
 }
@@ -150,7 +162,7 @@ pub enum AgentError {
 
 /// Counters of one stream, shared by its threads.
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     captured: AtomicU64,
     filtered_out: AtomicU64,
     batches_spooled: AtomicU64,
@@ -192,7 +204,7 @@ pub struct StreamStatus {
 }
 
 impl Counters {
-    fn status(&self, stream: &str) -> StreamStatus {
+    pub(crate) fn status(&self, stream: &str) -> StreamStatus {
         StreamStatus {
             stream: stream.to_owned(),
             captured: self.captured.load(Relaxed),
@@ -213,15 +225,36 @@ impl Counters {
 }
 
 /// What the agent's threads share.
-struct Shared {
+pub(crate) struct Shared {
     /// Stop capturing (set by the caller, or after a fatal error).
-    stop: Arc<AtomicBool>,
+    pub(crate) stop: Arc<AtomicBool>,
     /// The reason the agent must stop, if it must.
     fatal: Mutex<Option<AgentError>>,
+    /// When a thread first saw `stop` set.
+    stop_seen: OnceLock<Instant>,
 }
 
 impl Shared {
-    fn fail(&self, e: AgentError) {
+    pub(crate) fn new(stop: Arc<AtomicBool>) -> Shared {
+        Shared {
+            stop,
+            fatal: Mutex::new(None),
+            stop_seen: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Relaxed)
+    }
+
+    /// When the agent must have ended, once it is stopping: what the uplinks may still send,
+    /// and what is said to the server, happens before then.
+    pub(crate) fn stop_deadline(&self, drain: Duration) -> Option<Instant> {
+        self.stopping()
+            .then(|| *self.stop_seen.get_or_init(Instant::now) + drain)
+    }
+
+    pub(crate) fn fail(&self, e: AgentError) {
         let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
         if fatal.is_none() {
             *fatal = Some(e);
@@ -231,7 +264,7 @@ impl Shared {
 }
 
 /// A stream's spool and the bell the uplink waits on.
-struct SpoolCell {
+pub(crate) struct SpoolCell {
     spool: Mutex<Spool>,
     bell: Condvar,
     /// The spooler has written its last batch.
@@ -239,7 +272,7 @@ struct SpoolCell {
 }
 
 impl SpoolCell {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {
         self.spool.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -334,17 +367,28 @@ fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
     stop.load(Relaxed)
 }
 
-/// A running stream: its name, counters and threads.
-struct Stream {
-    name: String,
-    counters: Arc<Counters>,
-    threads: Vec<JoinHandle<()>>,
+/// A running stream: its name, counters, threads, spool, and how its capture ended.
+pub(crate) struct Stream {
+    pub(crate) name: String,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) threads: Vec<JoinHandle<()>>,
+    pub(crate) cell: Arc<SpoolCell>,
+    /// Set by the capture thread when it ends.
+    pub(crate) end: Arc<Mutex<Option<CaptureEnd>>>,
+}
+
+impl Stream {
+    pub(crate) fn finished(&self) -> bool {
+        self.threads.iter().all(|t| t.is_finished())
+    }
 }
 
 /// A running agent.
 pub struct Agent {
     streams: Vec<Stream>,
     shared: Arc<Shared>,
+    /// The capture jobs' runner, when the command channel is on.
+    jobs: Option<Arc<crate::jobs::Jobs>>,
 }
 
 /// A batch in the making, handed from capture to spooler.
@@ -463,7 +507,7 @@ impl Agent {
 }
 
 impl Opened {
-    /// Starts the threads of every stream.
+    /// Starts the threads of every stream, and the command channel if configured.
     pub fn start(self) -> Agent {
         let Opened {
             api,
@@ -472,10 +516,7 @@ impl Opened {
             log,
             streams: opened,
         } = self;
-        let shared = Arc::new(Shared {
-            stop,
-            fatal: Mutex::new(None),
-        });
+        let shared = Arc::new(Shared::new(stop));
         let mut streams = Vec::new();
         for OpenStream {
             name,
@@ -484,81 +525,172 @@ impl Opened {
             spool,
         } in opened
         {
-            if spool.discarded_on_open > 0 {
-                log(&format!(
-                    "{name}: {} damaged spool files removed",
-                    spool.discarded_on_open
-                ));
-            }
-            if spool.lost_on_open > 0 {
-                log(&format!(
-                    "{name}: {} packets were waiting in memory when the agent last ended \
-                     without stopping (killed?); they are lost, and counted as spool drops",
-                    spool.lost_on_open
-                ));
-            }
-            if !spool.is_empty() {
-                log(&format!(
-                    "{name}: {} batches ({} bytes) waiting in the spool from before",
-                    spool.len(),
-                    spool.used()
-                ));
-            }
-            let counters = Arc::new(Counters::default());
-            counters.spooled_bytes.store(spool.used(), Relaxed);
-            counters.spool_drops.store(spool.lost_on_open, Relaxed);
-            let cell = Arc::new(SpoolCell {
-                spool: Mutex::new(spool),
-                bell: Condvar::new(),
-                done: AtomicBool::new(false),
-            });
-            let (tx, rx) = sync_channel::<Filled>(8);
-            let mut threads = Vec::new();
-            {
-                let (shared, counters, config, name) = (
-                    shared.clone(),
-                    counters.clone(),
-                    config.clone(),
-                    name.clone(),
-                );
-                threads.push(spawn(&format!("capture {name}"), move || {
-                    capture(source, soft_filter, &name, &config, tx, &counters, &shared)
-                }));
-            }
-            {
-                let (shared, counters, cell, log) =
-                    (shared.clone(), counters.clone(), cell.clone(), log.clone());
-                threads.push(spawn(&format!("spool {name}"), move || {
-                    spooler(rx, &cell, &counters, &shared, &*log)
-                }));
-            }
-            {
-                let (shared, counters, cell, api, log, name) = (
-                    shared.clone(),
-                    counters.clone(),
-                    cell.clone(),
-                    api.clone(),
-                    log.clone(),
-                    name.clone(),
-                );
-                let drain = config.drain_timeout;
-                threads.push(spawn(&format!("uplink {name}"), move || {
-                    lower_priority(SENDER_NICE);
-                    uplink(&api, &name, &cell, &counters, &shared, drain, &*log);
-                    // Nothing sends from here on: what waits in memory, and whatever the
-                    // spooler still hands over, goes to disk for the next start.
-                    if let Err(e) = cell.lock().write_through(true) {
-                        shared.fail(AgentError::Spool(e));
-                    }
-                }));
-            }
-            streams.push(Stream {
+            let control = CaptureControl {
+                stop: None,
+                limits: Limits::default(),
+                started: SystemTime::now(),
+                batch_delay: config.batch_max_delay,
+                interface: name.clone(),
+                reorder: None,
+            };
+            streams.push(spawn_stream(
                 name,
-                counters,
-                threads,
-            });
+                (source, soft_filter, spool, control),
+                &shared,
+                &api,
+                &config,
+                &log,
+            ));
         }
-        Agent { streams, shared }
+        let jobs = config.commands.then(|| {
+            crate::jobs::Jobs::start(api.clone(), config.clone(), shared.clone(), log.clone())
+        });
+        Agent {
+            streams,
+            shared,
+            jobs,
+        }
+    }
+}
+
+/// Starts the threads of one stream: capture, spooler, uplink.
+pub(crate) fn spawn_stream(
+    name: String,
+    (source, soft_filter, spool, control): (
+        Box<dyn Source + Send>,
+        Option<Program>,
+        Spool,
+        CaptureControl,
+    ),
+    shared: &Arc<Shared>,
+    api: &Arc<ServerApi>,
+    config: &AgentConfig,
+    log: &Arc<dyn Fn(&str) + Send + Sync>,
+) -> Stream {
+    if spool.discarded_on_open > 0 {
+        log(&format!(
+            "{name}: {} damaged spool files removed",
+            spool.discarded_on_open
+        ));
+    }
+    if spool.lost_on_open > 0 {
+        log(&format!(
+            "{name}: {} packets were waiting in memory when the agent last ended \
+             without stopping (killed?); they are lost, and counted as spool drops",
+            spool.lost_on_open
+        ));
+    }
+    if !spool.is_empty() {
+        log(&format!(
+            "{name}: {} batches ({} bytes) waiting in the spool from before",
+            spool.len(),
+            spool.used()
+        ));
+    }
+    let counters = Arc::new(Counters::default());
+    counters.spooled_bytes.store(spool.used(), Relaxed);
+    counters.spool_drops.store(spool.lost_on_open, Relaxed);
+    let cell = Arc::new(SpoolCell {
+        spool: Mutex::new(spool),
+        bell: Condvar::new(),
+        done: AtomicBool::new(false),
+    });
+    let end = Arc::new(Mutex::new(None));
+    let (tx, rx) = sync_channel::<Filled>(8);
+    let mut threads = Vec::new();
+    {
+        let (shared, counters, config, end) = (
+            shared.clone(),
+            counters.clone(),
+            config.clone(),
+            end.clone(),
+        );
+        threads.push(spawn(&format!("capture {name}"), move || {
+            let ended = capture(
+                source,
+                soft_filter,
+                &control,
+                &config,
+                tx,
+                &counters,
+                &shared,
+            );
+            *end.lock().unwrap_or_else(|p| p.into_inner()) = Some(ended);
+        }));
+    }
+    {
+        let (shared, counters, cell, log) =
+            (shared.clone(), counters.clone(), cell.clone(), log.clone());
+        threads.push(spawn(&format!("spool {name}"), move || {
+            spooler(rx, &cell, &counters, &shared, &*log)
+        }));
+    }
+    threads.push(spawn_uplink(
+        &name, &cell, &counters, shared, api, config, log,
+    ));
+    Stream {
+        name,
+        counters,
+        threads,
+        cell,
+        end,
+    }
+}
+
+/// Starts the uplink thread of a stream.
+pub(crate) fn spawn_uplink(
+    name: &str,
+    cell: &Arc<SpoolCell>,
+    counters: &Arc<Counters>,
+    shared: &Arc<Shared>,
+    api: &Arc<ServerApi>,
+    config: &AgentConfig,
+    log: &Arc<dyn Fn(&str) + Send + Sync>,
+) -> JoinHandle<()> {
+    let (shared, counters, cell, api, log, name) = (
+        shared.clone(),
+        counters.clone(),
+        cell.clone(),
+        api.clone(),
+        log.clone(),
+        name.to_owned(),
+    );
+    let drain = config.drain_timeout;
+    spawn(&format!("uplink {name}"), move || {
+        lower_priority(SENDER_NICE);
+        uplink(&api, &name, &cell, &counters, &shared, drain, &*log);
+        // Nothing sends from here on: what waits in memory, and whatever the
+        // spooler still hands over, goes to disk for the next start.
+        if let Err(e) = cell.lock().write_through(true) {
+            shared.fail(AgentError::Spool(e));
+        }
+    })
+}
+
+/// A stream that only sends what its spool holds (a job's batches left from an earlier run):
+/// an uplink thread and no capture.
+pub(crate) fn spawn_drain(
+    name: String,
+    spool: Spool,
+    shared: &Arc<Shared>,
+    api: &Arc<ServerApi>,
+    config: &AgentConfig,
+    log: &Arc<dyn Fn(&str) + Send + Sync>,
+) -> Stream {
+    let counters = Arc::new(Counters::default());
+    counters.spooled_bytes.store(spool.used(), Relaxed);
+    let cell = Arc::new(SpoolCell {
+        spool: Mutex::new(spool),
+        bell: Condvar::new(),
+        done: AtomicBool::new(true),
+    });
+    let uplink = spawn_uplink(&name, &cell, &counters, shared, api, config, log);
+    Stream {
+        name,
+        counters,
+        threads: vec![uplink],
+        cell,
+        end: Arc::new(Mutex::new(None)),
     }
 }
 
@@ -571,25 +703,29 @@ impl Agent {
             .collect()
     }
 
-    /// Whether every thread has ended (a replayed file fully sent, or stopped and drained).
+    /// Whether every thread has ended (a replayed file fully sent, or stopped and drained). An
+    /// agent with no stream of its own (capture jobs only) is finished once it is stopping.
     pub fn finished(&self) -> bool {
-        self.streams
-            .iter()
-            .all(|s| s.threads.iter().all(|t| t.is_finished()))
+        if self.streams.is_empty() {
+            return self.shared.stopping();
+        }
+        self.streams.iter().all(Stream::finished)
     }
 
     /// Waits for every thread; returns the final counters, or why the agent had to stop.
     pub fn join(self) -> Result<Vec<StreamStatus>, AgentError> {
         let status = {
             for s in &self.streams {
-                for t in &s.threads {
-                    while !t.is_finished() {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
+                while !s.finished() {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
             self.status()
         };
+        if let Some(jobs) = &self.jobs {
+            // Ends with the drain deadline: the jobs' uplinks and reports keep to it.
+            jobs.wait();
+        }
         for s in self.streams {
             for t in s.threads {
                 let _ = t.join();
@@ -608,30 +744,188 @@ impl Agent {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name.chars().take(15).collect())
         .spawn(f)
         .expect("starting a thread")
 }
 
-/// The capture thread: packets into batches, batches to the spooler.
+/// The limits of a capture job; none for the agent's own streams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// At most this many packets.
+    pub max_packets: Option<u64>,
+    /// At most this many bytes of packet data (the sum of the captured lengths).
+    pub max_bytes: Option<u64>,
+    /// Packets stamped this long after the start, or later, are not taken.
+    pub duration: Option<Duration>,
+}
+
+/// Why a stream's capture ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    MaxPackets,
+    MaxBytes,
+    Duration,
+    /// Its own stop (a job's `stop_job`).
+    Stopped,
+    /// The agent is stopping.
+    AgentStopped,
+    /// A replayed file ended.
+    SourceEnded,
+    /// The source failed (or the spooler is gone).
+    Error(String),
+}
+
+impl EndReason {
+    /// As the protocol's job result says it (`max_packets`, …, `error: …`).
+    pub fn as_wire(&self) -> String {
+        match self {
+            EndReason::MaxPackets => "max_packets".into(),
+            EndReason::MaxBytes => "max_bytes".into(),
+            EndReason::Duration => "duration".into(),
+            EndReason::Stopped => "stopped".into(),
+            EndReason::AgentStopped => "agent_stopped".into(),
+            EndReason::SourceEnded => "source_ended".into(),
+            EndReason::Error(e) => format!("error: {e}"),
+        }
+    }
+}
+
+/// How one stream's capture runs and ends, beyond the agent's settings.
+pub(crate) struct CaptureControl {
+    /// Ends this stream alone (a job's stop command).
+    pub stop: Option<Arc<AtomicBool>>,
+    pub limits: Limits,
+    /// When the capture began (before its socket was bound): `limits.duration` counts from it.
+    pub started: SystemTime,
+    /// A batch is handed over when its first packet is this old.
+    pub batch_delay: Duration,
+    /// The interface the batches describe (`if_name` of their interface block).
+    pub interface: String,
+    /// Put packets in time order, holding each this long past the newest packet seen (see
+    /// [`Reorder`]); `None`: the kernel's order.
+    pub reorder: Option<Duration>,
+}
+
+/// Puts a stream's packets in time order. The kernel's ring is in the order packets reached
+/// the socket, which on several CPUs is not quite the order of their timestamps (a forwarding
+/// device stamps a packet it receives on one CPU and one it sends on another: a few
+/// microseconds apart, the later-stamped one can come first). A packet waits here until one
+/// stamped `hold` later has been seen, then goes out in time order; one that comes later than
+/// that goes out at once, out of order.
+pub(crate) struct Reorder {
+    hold_ns: u64,
+    /// The waiting packets' bytes, and (time, arrival, wire length, offset, length) of each.
+    arena: Vec<u8>,
+    waiting: Vec<(u64, u64, u32, usize, usize)>,
+    arrivals: u64,
+    newest_ns: u64,
+}
+
+impl Reorder {
+    pub(crate) fn new(hold: Duration) -> Reorder {
+        Reorder {
+            hold_ns: u64::try_from(hold.as_nanos()).unwrap_or(u64::MAX),
+            arena: Vec::new(),
+            waiting: Vec::new(),
+            arrivals: 0,
+            newest_ns: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, ns: u64, orig_len: u32, data: &[u8]) {
+        let at = self.arena.len();
+        self.arena.extend_from_slice(data);
+        self.waiting
+            .push((ns, self.arrivals, orig_len, at, data.len()));
+        self.arrivals += 1;
+        self.newest_ns = self.newest_ns.max(ns);
+    }
+
+    /// Hands out, in time order, the packets that have waited long enough (`all`: every one).
+    pub(crate) fn release(&mut self, all: bool, mut out: impl FnMut(u64, u32, &[u8])) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        self.waiting.sort_unstable_by_key(|w| (w.0, w.1));
+        let ready = if all {
+            self.waiting.len()
+        } else {
+            self.waiting
+                .partition_point(|w| w.0.saturating_add(self.hold_ns) <= self.newest_ns)
+        };
+        for &(ns, _, orig_len, at, len) in &self.waiting[..ready] {
+            out(ns, orig_len, &self.arena[at..at + len]);
+        }
+        if ready == self.waiting.len() {
+            self.waiting.clear();
+            self.arena.clear();
+            return;
+        }
+        // Keep the rest, packed.
+        let mut arena = Vec::with_capacity(self.arena.len());
+        let rest: Vec<_> = self.waiting[ready..]
+            .iter()
+            .map(|&(ns, n, orig_len, at, len)| {
+                let new_at = arena.len();
+                arena.extend_from_slice(&self.arena[at..at + len]);
+                (ns, n, orig_len, new_at, len)
+            })
+            .collect();
+        self.arena = arena;
+        self.waiting = rest;
+    }
+}
+
+/// How a stream's capture ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CaptureEnd {
+    pub reason: EndReason,
+    /// Packets and bytes taken (handed to the spooler).
+    pub packets: u64,
+    pub bytes: u64,
+    /// When the capture's window closed: the end of the duration, or when it stopped.
+    pub ended_ns: u64,
+    pub kernel_drops: u64,
+    pub interface_drops: u64,
+}
+
+/// After a job's duration is over, packets stamped within it may still sit in a ring block the
+/// kernel has not handed over (it retires a block after at most 50 ms): they are read for this
+/// much longer.
+const LATE_BLOCKS: Duration = Duration::from_millis(150);
+
+pub(crate) fn ns_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The capture thread: packets into batches, batches to the spooler, until the agent stops,
+/// the source ends, or (for a job) its own stop or a limit.
+///
+/// Limits are exact: the packet that would pass `max_packets` or `max_bytes` is not taken,
+/// even in the middle of a ring block, and neither is any packet stamped at or after the end
+/// of `duration`.
 fn capture(
     mut source: Box<dyn Source + Send>,
     soft_filter: Option<Program>,
-    name: &str,
+    control: &CaptureControl,
     config: &AgentConfig,
     tx: SyncSender<Filled>,
     counters: &Counters,
     shared: &Shared,
-) {
+) -> CaptureEnd {
     let (link_type, snaplen) = (source.link_type(), source.snaplen());
+    let limits = control.limits;
     // A batch is handed over as soon as it reaches `batch_max_bytes`, even in the middle of
     // what one read from the source delivered; its buffer has room for that plus one packet, so
     // it never grows (growing copies everything written so far).
     let max = config.batch_max_bytes as usize;
     let capacity = max + snaplen as usize + 64;
-    let new_builder = || BatchBuilder::with_capacity(name, link_type, snaplen, capacity);
+    let iface = control.interface.as_str();
+    let new_builder = || BatchBuilder::with_capacity(iface, link_type, snaplen, capacity);
     let mut builder = new_builder();
     // Batches filled during the current read, to hand over once it returns.
     let mut full: Vec<BatchBuilder> = Vec::new();
@@ -639,6 +933,47 @@ fn capture(
     let mut last_flush = Instant::now();
     let mut reported = crate::source::SourceStats::default();
     let tick = Duration::from_millis(50);
+
+    // The duration's end, in packet time and on this machine's monotonic clock.
+    let started_ns = ns_since_epoch(control.started);
+    let window_end_ns = limits
+        .duration
+        .map(|d| started_ns.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)));
+    let read_until = limits.duration.map(|d| {
+        let elapsed = control.started.elapsed().unwrap_or_default();
+        Instant::now() + d.saturating_sub(elapsed) + LATE_BLOCKS
+    });
+    let (mut taken, mut taken_bytes) = (0u64, 0u64);
+    let mut limit_hit: Option<EndReason> = None;
+    let mut reorder = control.reorder.map(Reorder::new);
+    // Puts a packet in the batch being built; a batch that is full joins `full`.
+    let emit = |builder: &mut BatchBuilder,
+                full: &mut Vec<BatchBuilder>,
+                first_at: &mut Option<Instant>,
+                (ts, orig_len, data): (Timestamp, u32, &[u8])| {
+        builder.push(ts, orig_len, data);
+        if builder.encoded_len() >= max {
+            full.push(std::mem::replace(builder, new_builder()));
+            *first_at = None;
+        }
+    };
+    // Moves what the reorder buffer may release (`all`: everything) into the batches.
+    let release = |reorder: &mut Option<Reorder>,
+                   all: bool,
+                   builder: &mut BatchBuilder,
+                   full: &mut Vec<BatchBuilder>,
+                   first_at: &mut Option<Instant>| {
+        if let Some(r) = reorder {
+            r.release(all, |ns, orig_len, data| {
+                emit(
+                    builder,
+                    full,
+                    first_at,
+                    (Timestamp::from_nanos(ns), orig_len, data),
+                )
+            });
+        }
+    };
 
     // Hands over the batches filled during the last read and, with `current`, the one being
     // filled; the drops counted since the last hand-over travel with the last of them.
@@ -670,53 +1005,112 @@ fn capture(
         })
     };
 
-    loop {
-        if shared.stop.load(Relaxed) {
+    let reason = loop {
+        let own_stop = control.stop.as_ref().is_some_and(|s| s.load(Relaxed));
+        if own_stop || shared.stop.load(Relaxed) {
+            release(&mut reorder, true, &mut builder, &mut full, &mut first_at);
             flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
-            break;
+            break if own_stop {
+                EndReason::Stopped
+            } else {
+                EndReason::AgentStopped
+            };
         }
+        let now = Instant::now();
+        if read_until.is_some_and(|until| now >= until) {
+            release(&mut reorder, true, &mut builder, &mut full, &mut first_at);
+            flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
+            break EndReason::Duration;
+        }
+        let wait = read_until.map_or(tick, |until| {
+            tick.min(until - now).max(Duration::from_millis(1))
+        });
         let mut got = 0u64;
         let mut rejected = 0u64;
-        let result = source.next_batch(tick, &mut |p| {
+        let result = source.next_batch(wait, &mut |p| {
+            if limit_hit.is_some() {
+                return;
+            }
             if let Some(prog) = &soft_filter
                 && prog.run(p.data, p.orig_len) == 0
             {
                 rejected += 1;
                 return;
             }
-            builder.push(p.ts, p.orig_len, p.data);
+            if window_end_ns.is_some_and(|end| p.ts.as_nanos() >= end) {
+                return;
+            }
+            let len = p.data.len() as u64;
+            if limits.max_bytes.is_some_and(|m| taken_bytes + len > m) {
+                limit_hit = Some(EndReason::MaxBytes);
+                return;
+            }
+            match &mut reorder {
+                Some(r) => r.add(p.ts.as_nanos(), p.orig_len, p.data),
+                None => emit(
+                    &mut builder,
+                    &mut full,
+                    &mut first_at,
+                    (p.ts, p.orig_len, p.data),
+                ),
+            }
             got += 1;
-            if builder.encoded_len() >= max {
-                full.push(std::mem::replace(&mut builder, new_builder()));
-                first_at = None;
+            taken += 1;
+            taken_bytes += len;
+            if limits.max_packets == Some(taken) {
+                limit_hit = Some(EndReason::MaxPackets);
+            } else if limits.max_bytes == Some(taken_bytes) {
+                limit_hit = Some(EndReason::MaxBytes);
             }
         });
         counters.captured.fetch_add(got, Relaxed);
         counters.filtered_out.fetch_add(rejected, Relaxed);
+        let ending = !matches!(result, Ok(Batch::Packets(_) | Batch::Idle)) || limit_hit.is_some();
+        release(&mut reorder, ending, &mut builder, &mut full, &mut first_at);
         match result {
             Ok(Batch::Finished) => {
                 flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
-                break;
+                break EndReason::SourceEnded;
             }
             Ok(_) => {}
             Err(e) => {
                 flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
-                shared.fail(AgentError::Source(e));
-                break;
+                let reason = EndReason::Error(e.to_string());
+                if control.stop.is_none() {
+                    // One of the agent's own streams: the agent cannot go on without it.
+                    shared.fail(AgentError::Source(e));
+                }
+                break reason;
             }
+        }
+        if let Some(reason) = limit_hit.take() {
+            flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
+            break reason;
         }
         if first_at.is_none() && builder.packets() > 0 {
             first_at = Some(Instant::now());
         }
-        let current_due = first_at.is_some_and(|t| t.elapsed() >= config.batch_max_delay)
+        let current_due = first_at.is_some_and(|t| t.elapsed() >= control.batch_delay)
             || last_flush.elapsed() >= config.heartbeat;
         if current_due || !full.is_empty() {
             last_flush = Instant::now();
             let current = current_due.then_some((&mut builder, &mut first_at));
             if !flush(&mut full, current, &mut source) {
-                break;
+                break EndReason::Error("the spooler has stopped".into());
             }
         }
+    };
+    let ended_ns = match (&reason, window_end_ns) {
+        (EndReason::Duration, Some(end)) => end,
+        _ => ns_since_epoch(SystemTime::now()),
+    };
+    CaptureEnd {
+        reason,
+        packets: taken,
+        bytes: taken_bytes,
+        ended_ns,
+        kernel_drops: reported.kernel_drops,
+        interface_drops: reported.interface_drops,
     }
 }
 
@@ -971,5 +1365,59 @@ fn uplink(
         last_delivery = Instant::now();
         backoff = Duration::from_millis(100);
         counters.spooled_bytes.store(cell.lock().used(), Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn released(r: &mut Reorder, all: bool) -> Vec<(u64, u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        r.release(all, |ns, len, data| out.push((ns, len, data.to_vec())));
+        out
+    }
+
+    #[test]
+    fn reorder_puts_packets_in_time_order_after_the_hold() {
+        let ms = 1_000_000;
+        let mut r = Reorder::new(Duration::from_millis(10));
+        r.add(5 * ms, 60, b"b");
+        r.add(5 * ms - 3_000, 61, b"a");
+        r.add(5 * ms, 62, b"c");
+        // Nothing has waited 10 ms past the newest packet yet.
+        assert!(released(&mut r, false).is_empty());
+        r.add(15 * ms + 1, 63, b"d");
+        assert_eq!(
+            released(&mut r, false),
+            [
+                (5 * ms - 3_000, 61, b"a".to_vec()),
+                (5 * ms, 60, b"b".to_vec()),
+                (5 * ms, 62, b"c".to_vec())
+            ],
+            "in time order; equal times in arrival order"
+        );
+        // What is left keeps its bytes after packing; a late packet goes out at once.
+        r.add(2 * ms, 64, b"late");
+        r.add(40 * ms, 65, b"e");
+        assert_eq!(
+            released(&mut r, false),
+            [
+                (2 * ms, 64, b"late".to_vec()),
+                (15 * ms + 1, 63, b"d".to_vec())
+            ]
+        );
+        assert_eq!(released(&mut r, true), [(40 * ms, 65, b"e".to_vec())]);
+        assert!(released(&mut r, true).is_empty());
+    }
+
+    #[test]
+    fn end_reasons_are_the_protocols_words() {
+        assert_eq!(EndReason::MaxPackets.as_wire(), "max_packets");
+        assert_eq!(EndReason::Duration.as_wire(), "duration");
+        assert_eq!(
+            EndReason::Error("eth0: poll: EBADF".into()).as_wire(),
+            "error: eth0: poll: EBADF"
+        );
     }
 }

@@ -55,7 +55,13 @@ The config file (every key optional; flags override it; an unknown key is an err
   spool_memory = \"64M\"                # batches wait in memory while the server keeps up
   batch_max = \"4M\"                    # send a batch at this size...
   batch_delay_ms = 500                # ...or when its first packet is this old
-  heartbeat_secs = 10                 # an empty batch carries drop counters at least this often")]
+  heartbeat_secs = 10                 # an empty batch carries drop counters at least this often
+  jobs = true                         # take capture jobs from the server (--no-jobs: false)
+
+Capture jobs: unless --no-jobs, the agent holds a request to the server open to receive commands
+(`trawl capture start` on the server's side): each job opens its own socket on the interface it
+names, with the program the server compiled, and streams back until its limits. Started with no
+-i, the agent only takes jobs.")]
 pub struct Args {
     /// The server's URL, e.g. https://trawl.example.net:8443 (kept after enrolment).
     #[arg(long, value_name = "URL")]
@@ -107,6 +113,9 @@ pub struct Args {
     /// CAP_NET_RAW; the state directory is handed to it.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// Take no capture jobs from the server (no command channel).
+    #[arg(long)]
+    pub no_jobs: bool,
     /// Print the final counters as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -133,6 +142,7 @@ struct FileConfig {
     batch_max: Option<String>,
     batch_delay_ms: Option<u64>,
     heartbeat_secs: Option<u64>,
+    jobs: Option<bool>,
 }
 
 /// What enrolment gave this device, kept in `STATE/agent.json`.
@@ -354,7 +364,10 @@ pub fn run(args: Args) -> Result<()> {
         (None, None) => trust_of(&identity.ca, &identity.fingerprint)?,
         (ca, fp) => trust_of(ca, fp)?,
     };
-    if config.sources.is_empty() {
+    // Jobs capture live: an agent replaying files only takes none.
+    let replay_only = !config.sources.is_empty() && interfaces.is_empty();
+    config.commands = !args.no_jobs && file.jobs != Some(false) && !replay_only;
+    if config.sources.is_empty() && !config.commands {
         eprintln!("no source given: capture with -i IF (or --pcap FILE) to stream");
         return Ok(());
     }
@@ -375,16 +388,21 @@ pub fn run(args: Args) -> Result<()> {
         Ok(o)
     })?;
     let agent = opened.start();
+    let streams: Vec<String> = config.sources.iter().map(|s| s.stream()).collect();
     eprintln!(
-        "trawl agent: device {} \"{}\" streaming {} to {server}",
+        "trawl agent: device {} \"{}\" streaming {} to {server}{}",
         identity.device,
         identity.name,
-        config
-            .sources
-            .iter()
-            .map(|s| s.stream())
-            .collect::<Vec<_>>()
-            .join(", ")
+        if streams.is_empty() {
+            "nothing of its own".to_owned()
+        } else {
+            streams.join(", ")
+        },
+        if config.commands {
+            "; taking capture jobs"
+        } else {
+            ""
+        }
     );
 
     let mut last_status = Instant::now();

@@ -1,5 +1,6 @@
-//! The agent's side of the REST API (docs/protocol.md): enrolment, filter compilation, and
-//! sending batches, each answer sorted into what the agent must do next.
+//! The agent's side of the REST API (docs/protocol.md): enrolment, filter compilation, sending
+//! batches, and the command channel of capture jobs (hello, the command poll, the job reports),
+//! each answer sorted into what the agent must do next.
 
 use std::time::Duration;
 
@@ -73,6 +74,57 @@ pub struct InterfaceInfo {
     pub name: String,
     pub link_type: u32,
 }
+
+/// An interface as the command channel's hello describes it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DeclaredInterface {
+    pub name: String,
+    /// `LINKTYPE_*` of a capture on it.
+    pub link_type: u32,
+    /// One of the interfaces the agent streams continuously (`-i`).
+    pub capture: bool,
+}
+
+/// A command from the server (docs/protocol.md, "Commands and capture jobs"). Fields a kind
+/// does not use are absent.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Command {
+    pub id: i64,
+    /// `start_job` or `stop_job` (others may come from a newer server: ignored).
+    pub kind: String,
+    pub job: u64,
+    pub stream: Option<String>,
+    pub interface: Option<String>,
+    pub link_type: Option<u32>,
+    pub snaplen: Option<u32>,
+    pub program: Option<Program>,
+    /// `kernel` or `userspace`.
+    pub filter_mode: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub max_packets: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+/// How the agent's part of a job ended, as it tells the server.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobResult {
+    pub started_ns: Option<u64>,
+    pub ended_ns: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: JobDrops,
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobDrops {
+    pub kernel: u64,
+    pub interface: u64,
+    pub spool: u64,
+}
+
+/// A report or a hello is small: it is answered quickly or not at all.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl ServerApi {
     /// `base` is the server's URL (`https://host:8443`); `credential` the device's, once enrolled.
@@ -186,6 +238,75 @@ impl ServerApi {
         let compiled: Compiled =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol(e.to_string()))?;
         Ok(compiled.program)
+    }
+
+    /// Posts JSON to `path`; the answer's body if it is a success.
+    fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ApiError> {
+        let req = self.client.post(self.url(path)).timeout(timeout).json(body);
+        let (status, bytes) = self.call(req)?;
+        if !status.is_success() {
+            return Err(Self::sort(status, &bytes));
+        }
+        Ok(bytes)
+    }
+
+    /// Starts (or restarts) the command channel: the interfaces this device can capture on,
+    /// and the jobs it still has.
+    pub fn hello(&self, interfaces: &[DeclaredInterface], jobs: &[u64]) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "interfaces": interfaces, "jobs": jobs });
+        self.post_json("/api/v1/agent/hello", &body, REPORT_TIMEOUT)
+            .map(|_| ())
+    }
+
+    /// The commands numbered above `after`; the server holds the request up to `wait` when
+    /// there are none.
+    pub fn poll_commands(&self, after: i64, wait: Duration) -> Result<Vec<Command>, ApiError> {
+        #[derive(Deserialize)]
+        struct Commands {
+            commands: Vec<Command>,
+        }
+        let req = self
+            .client
+            .get(self.url(&format!(
+                "/api/v1/agent/commands?after={after}&wait={}",
+                wait.as_secs_f64()
+            )))
+            // The server answers after `wait` at the latest; more means the path is dead.
+            .timeout(wait + Duration::from_secs(10));
+        let (status, bytes) = self.call(req)?;
+        if status != StatusCode::OK {
+            return Err(Self::sort(status, &bytes));
+        }
+        let answer: Commands = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Protocol(format!("commands: {e}")))?;
+        Ok(answer.commands)
+    }
+
+    /// Says the agent's part of `job` has started (its socket was opened at `started_ns`).
+    pub fn job_started(&self, job: u64, started_ns: u64) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "started_ns": started_ns });
+        self.post_json(
+            &format!("/api/v1/agent/jobs/{job}/started"),
+            &body,
+            REPORT_TIMEOUT,
+        )
+        .map(|_| ())
+    }
+
+    /// Reports how the agent's part of `job` ended.
+    pub fn job_result(&self, job: u64, result: &JobResult) -> Result<(), ApiError> {
+        let body = serde_json::to_value(result).map_err(|e| ApiError::Protocol(e.to_string()))?;
+        self.post_json(
+            &format!("/api/v1/agent/jobs/{job}/result"),
+            &body,
+            REPORT_TIMEOUT,
+        )
+        .map(|_| ())
     }
 
     /// Sends one batch of `stream`.

@@ -19,7 +19,9 @@ use serde_json::json;
 use trawl_wire::WireError;
 
 use crate::catalogue::{self, Catalogue, DeviceAuth, DeviceId, OrgId};
+use crate::fanout::{Fanout, StoredBatch};
 use crate::ingest::{Ingest, IngestError, Outcome, StreamSlot};
+use crate::jobs::{self, CommandHub};
 use crate::metrics::{BatchOutcome, StorageFailure};
 use crate::retention::Retention;
 use crate::{devices, metrics, retention};
@@ -38,6 +40,10 @@ pub(crate) struct AppState {
     pub slots: Arc<Slots>,
     pub max_batch: usize,
     pub retention: Arc<Retention>,
+    /// The devices' command polls.
+    pub hub: Arc<CommandHub>,
+    /// Stored batches, offered to listeners.
+    pub fanout: Arc<Fanout>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -57,6 +63,23 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/compile", post(crate::retrieve::compile_handler))
         .route("/api/v1/packets", get(crate::retrieve::packets_handler))
+        .route(
+            "/api/v1/jobs",
+            get(jobs::list_handler).post(jobs::create_handler),
+        )
+        .route("/api/v1/jobs/{id}", get(jobs::show_handler))
+        .route("/api/v1/jobs/{id}/stop", post(jobs::stop_handler))
+        .route("/api/v1/jobs/{id}/pcapng", get(jobs::download_handler))
+        .route("/api/v1/agent/hello", post(jobs::agent::hello_handler))
+        .route("/api/v1/agent/commands", get(jobs::agent::commands_handler))
+        .route(
+            "/api/v1/agent/jobs/{id}/started",
+            post(jobs::agent::started_handler),
+        )
+        .route(
+            "/api/v1/agent/jobs/{id}/result",
+            post(jobs::agent::result_handler),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }
@@ -158,7 +181,7 @@ impl AppState {
     }
 
     /// The device whose credential the request carries; a revoked device is refused.
-    async fn device(&self, headers: &HeaderMap) -> Result<DeviceAuth, ApiError> {
+    pub(crate) async fn device(&self, headers: &HeaderMap) -> Result<DeviceAuth, ApiError> {
         let credential = bearer(headers)?;
         let device = self
             .db(move |c| c.device_by_credential(&credential))
@@ -354,16 +377,27 @@ async fn store_batch(
 ) -> Result<Outcome, ApiError> {
     let device = st.device(&headers).await?;
     check_stream_name(&stream)?;
-    let bytes = read_body(&headers, body, st.max_batch).await?;
+    let bytes = axum::body::Bytes::from(read_body(&headers, body, st.max_batch).await?);
 
     // One batch of a stream at a time, from the judgement to the catalogue commit.
     let mut slot = st.slot(device.id, &stream).lock_owned().await;
     let ingest = st.ingest.clone();
-    Ok(
+    let (batch, name) = (bytes.clone(), stream.clone());
+    let (org, device_id) = (device.org, device.id);
+    let outcome =
         tokio::task::spawn_blocking(move || ingest.accept(&mut slot, &device, &stream, &bytes))
             .await
-            .map_err(ApiError::internal)??,
-    )
+            .map_err(ApiError::internal)??;
+    if let Outcome::Stored { seq } = outcome {
+        st.fanout.publish(|| StoredBatch {
+            org,
+            device: device_id,
+            stream: name,
+            seq,
+            batch,
+        });
+    }
+    Ok(outcome)
 }
 
 async fn revoke_device(

@@ -242,6 +242,7 @@ impl Catalogue {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::jobs::SCHEMA)?;
         for (table, column, declaration) in ADDED_COLUMNS {
             let present: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
@@ -691,7 +692,9 @@ impl Catalogue {
 
     /// The segments of a device of `org` holding packets whose time may lie in `[from_ns,
     /// to_ns)` (their earliest packet before `to_ns`, their latest at or after `from_ns`), by
-    /// stream name, stream row and segment, oldest first. Segments without a packet are left out.
+    /// stream name, stream row and segment, oldest first. Segments without a packet are left out,
+    /// and so are the streams of capture jobs (`job-…`): their packets are downloaded through
+    /// the job (beside the device's own stream of the same interface they would come twice).
     pub fn segments_in_window(
         &self,
         org: OrgId,
@@ -707,6 +710,7 @@ impl Catalogue {
              WHERE s.org_id = ?1 AND s.stream_id IN
                    (SELECT id FROM streams WHERE org_id = ?1 AND device_id = ?2)
                AND s.first_ns IS NOT NULL AND s.first_ns < ?4 AND s.last_ns >= ?3
+               AND substr(st.name, 1, 4) <> 'job-'
              ORDER BY st.name, s.stream_id, s.id",
         )?;
         let rows = stmt.query_map(params![org, device, clamp(from_ns), clamp(to_ns)], |r| {

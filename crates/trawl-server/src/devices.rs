@@ -39,6 +39,9 @@ struct DeviceStatus {
     /// `last_seen_ns` as RFC 3339 (UTC).
     last_seen: Option<String>,
     connected: bool,
+    /// Its agent holds a command poll open, or had one answered in the last 30 s: a capture
+    /// job can start there now.
+    polling: bool,
     link_types: Vec<u32>,
     streams: Vec<StreamStatus>,
 }
@@ -168,6 +171,7 @@ pub(crate) async fn list(
         devices.push(DeviceStatus {
             last_seen: summary.last_seen_ns.map(rfc3339),
             connected,
+            polling: st.hub.connected(id),
             link_types: link_types
                 .remove(&id)
                 .unwrap_or_default()

@@ -14,8 +14,10 @@
 //! - [`tls`]: the certificate, self-signed on first start.
 //!
 //! Beside the data path: `metrics` (counters, `GET /metrics`), `retention` (a background pass
-//! deleting old segments per organisation's age and size limits, `/api/v1/retention`) and
-//! `devices` (the device status, `GET /api/v1/devices`).
+//! deleting old segments per organisation's age and size limits, `/api/v1/retention`),
+//! `devices` (the device status, `GET /api/v1/devices`), [`jobs`] (capture jobs: compiled once
+//! per link type, pushed to agents over a long-poll command channel, downloaded merged) and
+//! [`fanout`] (every stored batch offered to listeners, for the live views to come).
 //!
 //! The data directory holds `catalogue.db`, `tls/{cert,key}.pem` and
 //! `segments/org-N/dev-M/sS-G.pcapng.zst` (+ `.idx`).
@@ -23,7 +25,9 @@
 mod api;
 pub mod catalogue;
 mod devices;
+pub mod fanout;
 mod ingest;
+pub mod jobs;
 mod metrics;
 mod retention;
 pub mod retrieve;
@@ -108,6 +112,8 @@ pub struct Server {
     catalogue: Arc<Mutex<Catalogue>>,
     retention: Arc<retention::Retention>,
     retention_task: tokio::task::JoinHandle<()>,
+    hub: Arc<jobs::CommandHub>,
+    fanout: Arc<fanout::Fanout>,
     handle: axum_server::Handle<SocketAddr>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -163,12 +169,16 @@ impl Server {
             slots.clone(),
             config.retention,
         ));
+        let hub = Arc::new(jobs::CommandHub::default());
+        let fanout = Arc::new(fanout::Fanout::default());
         let state = api::AppState {
             catalogue: catalogue.clone(),
             ingest,
             slots,
             max_batch: config.max_batch,
             retention: retention.clone(),
+            hub: hub.clone(),
+            fanout: fanout.clone(),
         };
         let app = api::router(state).into_make_service();
         let handle = axum_server::Handle::new();
@@ -202,6 +212,8 @@ impl Server {
             catalogue,
             retention,
             retention_task,
+            hub,
+            fanout,
             handle,
             task: Some(task),
         })
@@ -279,9 +291,16 @@ impl Server {
             .expect("the retention pass does not panic")
     }
 
-    /// Stops accepting, lets requests in progress finish (for up to 5 s), and waits.
+    /// Listens to every batch stored from now on (see [`fanout`]).
+    pub fn subscribe_stored(&self) -> tokio::sync::broadcast::Receiver<Arc<fanout::StoredBatch>> {
+        self.fanout.subscribe()
+    }
+
+    /// Stops accepting, lets requests in progress finish (for up to 5 s; waiting command polls
+    /// are answered at once), and waits.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         self.retention_task.abort();
+        self.hub.close();
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         match self.task.take() {
             Some(task) => task.await.map_err(std::io::Error::other)?,

@@ -303,7 +303,9 @@ struct PlannedSegment {
 pub struct Plan {
     from: Timestamp,
     to: Timestamp,
-    filter: Option<String>,
+    /// The section comment: what was asked for.
+    comment: String,
+    file_name: String,
     devices: Vec<DeviceRef>,
     interfaces: Vec<OutInterface>,
     /// One per stream (a stream name of a device in one epoch), in tie-break order; each one's
@@ -346,7 +348,31 @@ impl Plan {
                 devices.push(device);
             }
         }
+        let comment = describe(&devices, request);
+        let file_name = format!("trawl-{}-{}.pcapng", request.from.secs, request.to.secs);
+        Plan::of_segments(
+            data_dir,
+            devices,
+            segments,
+            (request.from, request.to),
+            request.filter.as_deref(),
+            comment,
+            file_name,
+        )
+    }
 
+    /// The download of chosen segments: `segments` lists, per device (an index into
+    /// `devices`, whose order breaks ties), its segments by stream and age. Reads only segment
+    /// headers; compiles `filter` for the link types among them.
+    pub fn of_segments(
+        data_dir: &Path,
+        devices: Vec<DeviceRef>,
+        segments: Vec<(usize, Vec<WindowSegment>)>,
+        (from, to): (Timestamp, Timestamp),
+        filter: Option<&str>,
+        comment: String,
+        file_name: String,
+    ) -> Result<Plan, RetrieveError> {
         let mut interfaces: Vec<OutInterface> = Vec::new();
         let mut sources: Vec<Vec<PlannedSegment>> = Vec::new();
         let mut link_types: Vec<u32> = Vec::new();
@@ -382,7 +408,7 @@ impl Plan {
         }
 
         let mut programs = Vec::new();
-        if let Some(expr) = &request.filter {
+        if let Some(expr) = filter {
             // With no packet to filter, still check the expression (as for Ethernet).
             let check = if link_types.is_empty() {
                 vec![1]
@@ -398,9 +424,10 @@ impl Plan {
             }
         }
         Ok(Plan {
-            from: request.from,
-            to: request.to,
-            filter: request.filter.clone(),
+            from,
+            to,
+            comment,
+            file_name,
             devices,
             interfaces,
             sources,
@@ -414,16 +441,16 @@ impl Plan {
         self.sources.iter().map(Vec::len).sum()
     }
 
-    /// A file name for the download: `trawl-FROM-TO.pcapng` (seconds since 1970).
+    /// A file name for the download: `trawl-FROM-TO.pcapng` (seconds since 1970), or the job's.
     pub fn file_name(&self) -> String {
-        format!("trawl-{}-{}.pcapng", self.from.secs, self.to.secs)
+        self.file_name.clone()
     }
 
     /// Writes the pcapng stream: a section header, one interface per (device, interface), then
     /// the packets in time order.
     pub fn write<W: Write>(self, out: W) -> Result<PullStats, RetrieveError> {
         let mut section = PcapngWriter::<io::Sink>::default_section_options();
-        section.push_str(opt::COMMENT, &self.describe());
+        section.push_str(opt::COMMENT, &self.comment);
         let mut w = PcapngWriter::new(out, &section)?;
         for iface in &self.interfaces {
             let device = &self.devices[iface.device];
@@ -477,25 +504,24 @@ impl Plan {
         w.finish()?.flush()?;
         Ok(stats)
     }
+}
 
-    /// The section comment: what was asked for.
-    fn describe(&self) -> String {
-        let devices: Vec<String> = self
-            .devices
-            .iter()
-            .map(|d| format!("{} (id {})", d.name, d.id))
-            .collect();
-        let mut s = format!(
-            "trawl retrieval: devices {}; window [{}, {})",
-            devices.join(", "),
-            self.from,
-            self.to
-        );
-        if let Some(f) = &self.filter {
-            s.push_str(&format!("; filter {f:?}"));
-        }
-        s
+/// The section comment of a retrieval: what was asked for.
+fn describe(devices: &[DeviceRef], request: &PullRequest) -> String {
+    let devices: Vec<String> = devices
+        .iter()
+        .map(|d| format!("{} (id {})", d.name, d.id))
+        .collect();
+    let mut s = format!(
+        "trawl retrieval: devices {}; window [{}, {})",
+        devices.join(", "),
+        request.from,
+        request.to
+    );
+    if let Some(f) = &request.filter {
+        s.push_str(&format!("; filter {f:?}"));
     }
+    s
 }
 
 /// The output interface for a stream of `device` described by `info`, added if new.
@@ -660,21 +686,29 @@ pub(crate) async fn packets_handler(
     .await
     .map_err(ApiError::internal)??;
     let (plan, request) = plan;
-    let disposition = format!("attachment; filename=\"{}\"", plan.file_name());
+    let what = format!(
+        "retrieval for organisation {org}, devices {}, [{}, {})",
+        request.devices.join(","),
+        request.from,
+        request.to
+    );
+    Ok(stream_plan(plan, what))
+}
 
+/// Answers with the plan's pcapng, written on a blocking thread into the response body as it
+/// is read; `what` names the download in the log.
+pub(crate) fn stream_plan(plan: Plan, what: String) -> Response {
+    let disposition = format!("attachment; filename=\"{}\"", plan.file_name());
     let (tx, body) = Channel::<Bytes, io::Error>::new(CHUNKS_IN_FLIGHT);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let mut out = BodyWriter::new(tx, runtime);
         let result = plan.write(&mut out);
-        let devices = request.devices.join(",");
         match result.and_then(|stats| out.finish().map(|()| stats).map_err(Into::into)) {
             Ok(s) => tracing::info!(
-                "retrieval for organisation {org}, devices {devices}, [{}, {}): {} segments \
-                 opened, {} frames decoded, {} packets in the window, {} sent ({} bytes) in {:?}",
-                request.from,
-                request.to,
+                "{what}: {} segments opened, {} frames decoded, {} packets in the window, {} \
+                 sent ({} bytes) in {:?}",
                 s.segments,
                 s.frames,
                 s.packets_in_window,
@@ -683,10 +717,10 @@ pub(crate) async fn packets_handler(
                 started.elapsed()
             ),
             Err(RetrieveError::Write(e)) if out.closed => {
-                tracing::info!("retrieval for organisation {org} stopped: {e}");
+                tracing::info!("{what} stopped: {e}");
             }
             Err(e) => {
-                tracing::error!("retrieval for organisation {org} failed mid-stream: {e}");
+                tracing::error!("{what} failed mid-stream: {e}");
                 // The client sees the transfer cut off, never a capture that looks complete.
                 out.abort(io::Error::other(e.to_string()));
             }
@@ -701,7 +735,7 @@ pub(crate) async fn packets_handler(
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(response)
+    response
 }
 
 /// The response body as a `Write`: chunks of about [`CHUNK`] bytes into a bounded channel, sent

@@ -1,5 +1,5 @@
 //! Talking to a trawl server from the command line: where it is, the token, and how to trust its
-//! certificate — the options the client commands (`pull`, `devices`) share. Flags win over the
+//! certificate — the options the client commands (`pull`, `devices`, `capture`) share. Flags win over the
 //! environment (`TRAWL_SERVER`, `TRAWL_TOKEN`, `TRAWL_CA`, `TRAWL_FINGERPRINT`).
 
 use std::path::{Path, PathBuf};
@@ -113,26 +113,47 @@ impl Client {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
+        self.send(self.http.get(url))
+    }
+
+    /// `POST` of JSON to an API path; an error answer becomes an error, as for [`Client::get`].
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<Response> {
+        let url = self.base.join(path).expect("a relative API path");
+        self.send(self.http.post(url).json(body))
+    }
+
+    /// A `GET` whose answer is JSON.
+    pub fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<serde_json::Value> {
+        let resp = self.get(path, query)?;
+        let text = resp.text().context("reading the answer")?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("the answer to {path} is not JSON: {text:.200}"))
+    }
+
+    /// A `POST` whose answer is JSON.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+        let resp = self.post(path, body)?;
+        let text = resp.text().context("reading the answer")?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("the answer to {path} is not JSON: {text:.200}"))
+    }
+
+    fn send(&self, request: reqwest::blocking::RequestBuilder) -> Result<Response> {
         let shown = self.base.as_str().trim_end_matches('/').to_owned();
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(&self.token)
-            .send()
-            .map_err(|e| {
-                let mut cause: Option<&dyn std::error::Error> = Some(&e);
-                let mut about_certificate = false;
-                while let Some(c) = cause {
-                    about_certificate |= c.to_string().contains("certificate");
-                    cause = c.source();
-                }
-                let hint = if about_certificate {
-                    " (trust its certificate with --ca FILE or --fingerprint SHA256)"
-                } else {
-                    ""
-                };
-                anyhow::Error::new(e).context(format!("cannot reach {shown}{hint}"))
-            })?;
+        let resp = request.bearer_auth(&self.token).send().map_err(|e| {
+            let mut cause: Option<&dyn std::error::Error> = Some(&e);
+            let mut about_certificate = false;
+            while let Some(c) = cause {
+                about_certificate |= c.to_string().contains("certificate");
+                cause = c.source();
+            }
+            let hint = if about_certificate {
+                " (trust its certificate with --ca FILE or --fingerprint SHA256)"
+            } else {
+                ""
+            };
+            anyhow::Error::new(e).context(format!("cannot reach {shown}{hint}"))
+        })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);

@@ -31,6 +31,8 @@ Examples:
   trawl devices                                     the devices enrolled with a server
   trawl pull --device gw-17 --from 2024-03-01T12:00:00Z --to 2024-03-01T12:00:10Z -o gw.pcapng
       ten seconds of a device's stored packets (TRAWL_SERVER, TRAWL_TOKEN, TRAWL_CA set)
+  trawl capture start --devices gw-17,gw-18 -f 'icmp or tcp port 443' --duration 60 --wait
+      a capture job on two devices; then: trawl capture download JOB -o job.pcapng
 
 Every command reads pcap, pcapng and snoop (also gzip- or zstd-compressed) and takes tcpdump
 filter expressions.
@@ -67,6 +69,8 @@ enum Command {
     Pull(cmd::pull::Args),
     /// List the devices enrolled with a server.
     Devices(cmd::devices::Args),
+    /// Capture jobs on a server's devices: start, stop, list, show, download.
+    Capture(cmd::capture::Args),
 }
 
 fn main() {
@@ -84,6 +88,7 @@ fn main() {
         Command::Agent(a) => cmd::agent::run(a),
         Command::Pull(a) => cmd::pull::run(a),
         Command::Devices(a) => cmd::devices::run(a),
+        Command::Capture(a) => cmd::capture::run(a),
     };
     if let Err(e) = result {
         eprintln!("trawl: {e:#}");

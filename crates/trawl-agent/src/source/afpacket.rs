@@ -171,6 +171,8 @@ pub struct AfPacketSource {
     /// `/proc/thread-self/net/dev` as opened in the socket's network namespace, re-read for
     /// the interface's drop counter; with its value at open time.
     net_dev: Option<(File, u64)>,
+    /// See [`AfPacketSource::bound_at`].
+    bound_at: std::time::SystemTime,
 }
 
 /// The mmap'ed ring.
@@ -340,6 +342,8 @@ impl AfPacketSource {
         addr.sll_family = libc::AF_PACKET as u16;
         addr.sll_protocol = ETH_P_ALL.to_be();
         addr.sll_ifindex = ifindex as libc::c_int;
+        // Just before packets can arrive: every packet of this socket is stamped later.
+        let bound_at = std::time::SystemTime::now();
         // SAFETY: `addr` is a valid sockaddr_ll and the length passed is its size.
         let rc = unsafe {
             libc::bind(
@@ -387,7 +391,14 @@ impl AfPacketSource {
             vlan_scratch: Vec::new(),
             stats: SourceStats::default(),
             net_dev,
+            bound_at,
         })
+    }
+
+    /// When the socket began receiving (just before `bind`): no packet of this source is
+    /// stamped earlier. A capture job's duration counts from here.
+    pub fn bound_at(&self) -> std::time::SystemTime {
+        self.bound_at
     }
 
     /// The interface this source captures on.

@@ -1,4 +1,5 @@
 pub use trawl_agent::cli as agent;
+pub mod capture;
 pub mod cat;
 pub mod demo;
 pub mod devices;

@@ -204,6 +204,16 @@ pub struct TcpdumpReport {
 impl Tcpdump {
     /// Starts tcpdump and returns once it says it is listening.
     pub fn start(ns: &Netns, interface: &str, out: &Path) -> Tcpdump {
+        Self::start_filtered(ns, interface, out, None)
+    }
+
+    /// The same, keeping only what `filter` (a tcpdump expression) accepts.
+    pub fn start_filtered(
+        ns: &Netns,
+        interface: &str,
+        out: &Path,
+        filter: Option<&str>,
+    ) -> Tcpdump {
         let mut child = ns
             .command("tcpdump")
             // --immediate-mode and -U: every packet reaches the file at once, so none is left
@@ -219,6 +229,7 @@ impl Tcpdump {
             ])
             .args(["-Z", "root", "--time-stamp-precision=nano", "-w"])
             .arg(out)
+            .args(filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

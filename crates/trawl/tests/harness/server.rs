@@ -170,6 +170,9 @@ pub struct DeviceRow {
     pub packets: u64,
     pub bytes: u64,
     pub drops: DropsRow,
+    /// Its agent holds a command poll open (capture jobs can start there).
+    #[serde(default)]
+    pub polling: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -252,6 +255,82 @@ impl AdminApi {
             String::from_utf8_lossy(&result.stderr)
         );
         out
+    }
+
+    /// A program run where the server is reachable: in its namespace, if it has one.
+    fn command(&self, program: &str) -> Command {
+        match &self.ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, program]);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// `trawl ARGS… --server URL --token TOKEN --ca CERT`: a client command (`capture …`) as an
+    /// operator runs it. Returns (success, stdout, stderr).
+    pub fn client(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self
+            .command(env!("CARGO_BIN_EXE_trawl"))
+            .args(args)
+            .args(["--server", &self.url, "--token", &self.token, "--ca"])
+            .arg(&self.cert)
+            .output()
+            .expect("run trawl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// A client command that must succeed, with `--json`: its JSON answer.
+    pub fn client_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let (ok, stdout, stderr) = self.client(&all);
+        assert!(ok, "trawl {args:?} failed: {stderr}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "trawl {args:?}: not JSON ({e}): {stdout}
+{stderr}"
+            )
+        })
+    }
+
+    /// A request to the API with curl: the HTTP status and the JSON answer.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut cmd = self.command("curl");
+        cmd.args(["-sS", "--max-time", "30", "-X", method, "--cacert"])
+            .arg(&self.cert)
+            .args(["-H", &format!("Authorization: Bearer {}", self.token)])
+            .args(["-w", "\n%{http_code}"]);
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
+        }
+        let out = cmd
+            .arg(format!("{}{path}", self.url))
+            .output()
+            .expect("curl (install it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (json, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        let code = code.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "{method} {path}: no status from curl: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (
+            code,
+            serde_json::from_str(json).unwrap_or(serde_json::Value::String(json.to_owned())),
+        )
     }
 
     /// The device with this id; Err as [`AdminApi::devices`], or when it is not listed.
