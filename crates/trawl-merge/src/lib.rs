@@ -9,7 +9,14 @@
 //! same packet is recognised at two taps even across a router (TTL, header checksum and link layer
 //! differ) or with different link layers (Ethernet vs Linux cooked, tagged vs untagged).
 //!
+//! [`Live`] merges streams as they arrive: per-source watermarks, a bound on how long a packet
+//! is held, late packets delivered and counted, duplicates removed.
+//!
 //! Pure: no I/O, no clock. Timestamps are nanoseconds since the epoch.
+
+pub mod live;
+
+pub use live::{Held, Live, LiveStats};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
