@@ -9,6 +9,11 @@
 //!   one batch of a stream at a time;
 //! - [`retrieve`]: devices' packets in a time window, merged, filtered, streamed as pcapng; the
 //!   filter compiler for agents;
+//! - `upload`: a capture file in a request body (raw, compressed, multipart, chunked while it is
+//!   still being captured) parsed as it arrives into staged segments, committed as a capture only
+//!   once all of it is good; a window of stored packets saved as a capture the same way;
+//! - [`captures`]: the captures model (uploads, saved windows, later jobs) with tags and notes,
+//!   its search, and the download of a capture;
 //! - [`catalogue`]: SQLite (WAL): organisations, tokens, devices, streams, segments — every
 //!   query scoped to one organisation;
 //! - [`tls`]: the certificate, self-signed on first start.
@@ -17,10 +22,12 @@
 //! deleting old segments per organisation's age and size limits, `/api/v1/retention`) and
 //! `devices` (the device status, `GET /api/v1/devices`).
 //!
-//! The data directory holds `catalogue.db`, `tls/{cert,key}.pem` and
-//! `segments/org-N/dev-M/sS-G.pcapng.zst` (+ `.idx`).
+//! The data directory holds `catalogue.db`, `tls/{cert,key}.pem`,
+//! `segments/org-N/dev-M/sS-G.pcapng.zst` (+ `.idx`) and `captures/org-N/RANDOM/pK.pcapng.zst`
+//! (+ `.idx`; uploads being received in `captures/.staging/`).
 
 mod api;
+pub mod captures;
 pub mod catalogue;
 mod devices;
 mod ingest;
@@ -29,6 +36,7 @@ mod retention;
 pub mod retrieve;
 mod secret;
 pub mod tls;
+mod upload;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -124,6 +132,11 @@ impl Server {
         std::fs::create_dir_all(&data_dir).map_err(io_err("creating", &data_dir))?;
         let catalogue_path = data_dir.join("catalogue.db");
         let catalogue = Catalogue::open(&catalogue_path)?;
+        // Before any request: what a crash left of uploads being received or deleted.
+        let swept = captures::sweep(&data_dir, &catalogue)?;
+        if swept > 0 {
+            tracing::info!("removed {swept} unfinished or unrecorded capture directories");
+        }
         let catalogue = Arc::new(Mutex::new(catalogue));
 
         let tls_files = match &config.tls {
@@ -169,6 +182,7 @@ impl Server {
             slots,
             max_batch: config.max_batch,
             retention: retention.clone(),
+            scheme: if tls_files.is_some() { "https" } else { "http" },
         };
         let app = api::router(state).into_make_service();
         let handle = axum_server::Handle::new();

@@ -31,6 +31,10 @@ Examples:
   trawl devices                                     the devices enrolled with a server
   trawl pull --device gw-17 --from 2024-03-01T12:00:00Z --to 2024-03-01T12:00:10Z -o gw.pcapng
       ten seconds of a device's stored packets (TRAWL_SERVER, TRAWL_TOKEN, TRAWL_CA set)
+  trawl upload gw-17.pcap --tag incident-4711     send a capture file to the server
+  tcpdump -U -w - | trawl upload - --name live    ... or one still being captured
+  trawl captures list --tag incident-4711         the server's captures: list, show, tag,
+                                                  notes, download, save a window, delete
 
 Every command reads pcap, pcapng and snoop (also gzip- or zstd-compressed) and takes tcpdump
 filter expressions.
@@ -67,6 +71,11 @@ enum Command {
     Pull(cmd::pull::Args),
     /// List the devices enrolled with a server.
     Devices(cmd::devices::Args),
+    /// Send a capture file (or one still being captured, on standard input) to a server.
+    Upload(cmd::upload::Args),
+    /// A server's captures (uploads, saved windows): list, search, show, tag, annotate,
+    /// download, save, delete.
+    Captures(cmd::captures::Args),
 }
 
 fn main() {
@@ -84,6 +93,8 @@ fn main() {
         Command::Agent(a) => cmd::agent::run(a),
         Command::Pull(a) => cmd::pull::run(a),
         Command::Devices(a) => cmd::devices::run(a),
+        Command::Upload(a) => cmd::upload::run(a),
+        Command::Captures(a) => cmd::captures::run(a),
     };
     if let Err(e) = result {
         eprintln!("trawl: {e:#}");

@@ -1,4 +1,5 @@
 pub use trawl_agent::cli as agent;
+pub mod captures;
 pub mod cat;
 pub mod demo;
 pub mod devices;
@@ -10,3 +11,4 @@ pub mod pull;
 pub mod read;
 pub mod server;
 pub mod slice;
+pub mod upload;

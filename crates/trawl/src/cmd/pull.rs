@@ -57,7 +57,7 @@ pub struct Args {
     pub json: bool,
 }
 
-fn absolute(spec: TimeSpec, flag: &str) -> Result<Timestamp> {
+pub(crate) fn absolute(spec: TimeSpec, flag: &str) -> Result<Timestamp> {
     match spec {
         TimeSpec::Absolute(t) => Ok(t),
         TimeSpec::AfterStart(_) => bail!(
@@ -90,14 +90,19 @@ impl<R: Read> Read for Tee<'_, R> {
 }
 
 /// What a download held: packets and captured bytes per interface, and the interfaces' names.
-struct Received {
-    per_interface: Vec<(u64, u64)>,
-    names: Vec<String>,
-    file_bytes: u64,
+pub(crate) struct Received {
+    pub per_interface: Vec<(u64, u64)>,
+    pub names: Vec<String>,
+    pub file_bytes: u64,
 }
 
 /// Reads the pcapng download through to the end, writing it to `out` as it comes.
-fn receive(resp: impl Read, out: &mut dyn Write, name: &str, stdout: bool) -> Result<Received> {
+pub(crate) fn receive(
+    resp: impl Read,
+    out: &mut dyn Write,
+    name: &str,
+    stdout: bool,
+) -> Result<Received> {
     let (bytes, write_failed) = (Cell::new(0), Cell::new(false));
     let tee = Tee {
         inner: resp,
