@@ -134,12 +134,16 @@ impl<R: Read> CaptureReader<R> {
         self.need(total, "a packet record")?;
         self.input.consume(total);
         // Like libpcap, keep no more of a record than the file's snapshot length (a snaplen of
-        // 0 or beyond the maximum means the maximum).
+        // 0 or beyond the maximum means the maximum), unless asked to keep records whole.
         let snaplen = match self.interfaces[0].snaplen {
             0 => max,
             s => s.min(max),
         };
-        let kept = caplen.min(snaplen);
+        let kept = if self.whole_records {
+            caplen
+        } else {
+            caplen.min(snaplen)
+        };
         let units: u64 = if nanos { 1_000_000_000 } else { 1_000_000 };
         // The fraction should be below one second; in damaged files it is not, and libpcap
         // (hence tcpdump) reads it as a signed 32-bit count added to the seconds. So do we,

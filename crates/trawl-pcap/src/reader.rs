@@ -92,6 +92,9 @@ pub struct CaptureReader<R> {
     /// A pcapng file is read up to its first packet when opened, so that the interfaces described
     /// before it are known at once; that first result waits here for the first `advance`.
     pending: Option<Result<Option<RecordLoc>, Error>>,
+    /// Keep a pcap record's bytes beyond the file's snapshot length (see
+    /// [`keep_whole_records`](CaptureReader::keep_whole_records)).
+    pub(crate) whole_records: bool,
 }
 
 impl CaptureReader<Box<dyn Read + Send>> {
@@ -153,6 +156,7 @@ impl<R: Read> CaptureReader<R> {
             finished: false,
             current: None,
             pending: None,
+            whole_records: false,
         };
         if magic == pcapng::SHB_TYPE {
             reader.read_first_section()?;
@@ -172,6 +176,14 @@ impl<R: Read> CaptureReader<R> {
 
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// Keeps every pcap record's bytes as the file holds them, even beyond the file's snapshot
+    /// length, as Wireshark reads them. By default such a record is cut to the snapshot length,
+    /// as libpcap (hence tcpdump) reads it. Only damaged files differ; a server storing a file
+    /// as it was sent keeps them whole.
+    pub fn keep_whole_records(&mut self, yes: bool) {
+        self.whole_records = yes;
     }
 
     /// Interfaces seen so far: for pcapng, at least those described before the first packet

@@ -179,7 +179,9 @@ impl<W: Write> PcapngWriter<W> {
         h[12..16].copy_from_slice(&((raw >> 32) as u32).to_le_bytes());
         h[16..20].copy_from_slice(&(raw as u32).to_le_bytes());
         h[20..24].copy_from_slice(&caplen.to_le_bytes());
-        h[24..28].copy_from_slice(&orig_len.max(caplen).to_le_bytes());
+        // The original length as given, even below the captured length (a damaged record):
+        // Wireshark shows it so, and a copy should say what the original said.
+        h[24..28].copy_from_slice(&orig_len.to_le_bytes());
         self.out.write_all(&h)?;
         self.out.write_all(data)?;
         self.out.write_all(&[0u8; 3][..pad])?;

@@ -12,7 +12,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -24,7 +24,7 @@ use crate::ingest::{Ingest, IngestError, Outcome, StreamSlot};
 use crate::jobs::{self, CommandHub};
 use crate::metrics::{BatchOutcome, StorageFailure};
 use crate::retention::Retention;
-use crate::{devices, metrics, retention};
+use crate::{captures, devices, metrics, retention, upload};
 
 /// A request body larger than this is not even read to the end: the connection is dropped.
 /// Up to it, an oversized batch is read and thrown away so that the client gets its `413`.
@@ -44,6 +44,8 @@ pub(crate) struct AppState {
     pub hub: Arc<CommandHub>,
     /// Stored batches, offered to listeners.
     pub fanout: Arc<Fanout>,
+    /// `https` or `http`: how clients reach the server, for URLs in answers.
+    pub scheme: &'static str,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -80,6 +82,26 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/v1/agent/jobs/{id}/result",
             post(jobs::agent::result_handler),
         )
+        .route(
+            "/api/v1/captures",
+            get(captures::list).post(upload::create).put(upload::create),
+        )
+        .route("/api/v1/upload", put(upload::upload).post(upload::upload))
+        .route(
+            "/api/v1/upload/{filename}",
+            put(upload::upload_named).post(upload::upload_named),
+        )
+        .route(
+            "/api/v1/captures/{id}",
+            get(captures::show).delete(captures::delete),
+        )
+        .route("/api/v1/captures/{id}/pcapng", get(captures::download))
+        .route("/api/v1/captures/{id}/tags", post(captures::add_tags))
+        .route(
+            "/api/v1/captures/{id}/tags/{tag}",
+            delete(captures::remove_tag),
+        )
+        .route("/api/v1/captures/{id}/notes", put(captures::put_notes))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }
@@ -87,10 +109,13 @@ pub(crate) fn router(state: AppState) -> Router {
 /// An error answer.
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    status: StatusCode,
-    kind: &'static str,
+    pub(crate) status: StatusCode,
+    pub(crate) kind: &'static str,
     detail: String,
-    last: Option<u64>,
+    /// More fields of the answer (`last` of a gap, `offset` of a bad capture…).
+    extra: Vec<(&'static str, serde_json::Value)>,
+    /// A `WWW-Authenticate` challenge to send with a `401`.
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -99,11 +124,25 @@ impl ApiError {
             status,
             kind,
             detail: detail.into(),
-            last: None,
+            extra: Vec::new(),
+            challenge: None,
         }
     }
 
-    fn unauthorized(detail: &str) -> Self {
+    /// The answer with one more field.
+    pub(crate) fn with(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.push((key, value.into()));
+        self
+    }
+
+    /// The answer with a `WWW-Authenticate` challenge (for clients that send credentials only
+    /// when asked, as some TR-069 devices do).
+    pub(crate) fn with_challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
+    pub(crate) fn unauthorized(detail: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
 
@@ -116,10 +155,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.kind, "detail": self.detail });
-        if let Some(last) = self.last {
-            body["last"] = last.into();
+        for (key, value) in self.extra {
+            body[key] = value;
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(challenge),
+            );
+        }
+        response
     }
 }
 
@@ -354,17 +400,15 @@ async fn post_batch(
         Outcome::Duplicate { seq } => {
             Ok(Json(json!({ "seq": seq, "status": "duplicate" })).into_response())
         }
-        Outcome::Gap { last } => Err(ApiError {
-            last: Some(last),
-            ..ApiError::new(
-                StatusCode::CONFLICT,
-                "gap",
-                format!(
-                    "the last batch stored in this epoch is {last}: send from {} on",
-                    last + 1
-                ),
-            )
-        }),
+        Outcome::Gap { last } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "gap",
+            format!(
+                "the last batch stored in this epoch is {last}: send from {} on",
+                last + 1
+            ),
+        )
+        .with("last", last)),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The catalogue: what the server knows besides the packets, in SQLite.
 //!
 //! Organisations, their admin tokens and one-time enrolment tokens, devices (with the hash of
-//! their credential), streams (per device, stream name and epoch: the last stored batch) and
-//! segments (file, time range, packets, bytes, drops). Every method that reads or changes
+//! their credential), streams (per device, stream name and epoch: the last stored batch),
+//! segments (file, time range, packets, bytes, drops), and captures with their tags, devices and
+//! stored parts (queries in `captures.rs`). Every method that reads or changes
 //! something an organisation owns takes that organisation's id and puts it in its `WHERE`
 //! clause, so no query crosses organisations.
 //!
@@ -33,6 +34,8 @@ pub enum CatalogueError {
     Raced { stream: i64, expected: u64 },
     #[error("an organisation named \"{0}\" already exists")]
     OrganisationExists(String),
+    #[error("putting a capture's files in place: {0}")]
+    Files(std::io::Error),
 }
 
 impl CatalogueError {
@@ -130,6 +133,55 @@ CREATE TABLE IF NOT EXISTS retention (
     org_id INTEGER PRIMARY KEY REFERENCES organisations(id),
     max_age_secs INTEGER,
     max_bytes INTEGER
+);
+-- Captures (captures.rs): uploads, saved windows, and (later) capture jobs. AUTOINCREMENT: an
+-- id is never given twice, so a capture's URL never comes to mean another capture.
+CREATE TABLE IF NOT EXISTS captures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    org_id INTEGER NOT NULL REFERENCES organisations(id),
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    notes TEXT NOT NULL DEFAULT '',
+    created_ns INTEGER NOT NULL,
+    uploader_device_id INTEGER REFERENCES devices(id),
+    window_from_ns INTEGER,
+    window_to_ns INTEGER,
+    filter TEXT,
+    first_ns INTEGER,
+    last_ns INTEGER,
+    packets INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    wire_bytes INTEGER NOT NULL DEFAULT 0,
+    stored_bytes INTEGER NOT NULL DEFAULT 0,
+    dir TEXT,
+    source TEXT NOT NULL DEFAULT '',
+    interfaces TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS captures_by_org ON captures (org_id, id);
+CREATE TABLE IF NOT EXISTS capture_tags (
+    capture_id INTEGER NOT NULL REFERENCES captures(id) ON DELETE CASCADE,
+    org_id INTEGER NOT NULL REFERENCES organisations(id),
+    tag TEXT NOT NULL,
+    PRIMARY KEY (capture_id, tag)
+);
+CREATE INDEX IF NOT EXISTS capture_tags_by_tag ON capture_tags (org_id, tag);
+CREATE TABLE IF NOT EXISTS capture_devices (
+    capture_id INTEGER NOT NULL REFERENCES captures(id) ON DELETE CASCADE,
+    org_id INTEGER NOT NULL REFERENCES organisations(id),
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (capture_id, device_id)
+);
+CREATE INDEX IF NOT EXISTS capture_devices_by_device ON capture_devices (org_id, device_id);
+CREATE TABLE IF NOT EXISTS capture_parts (
+    capture_id INTEGER NOT NULL REFERENCES captures(id) ON DELETE CASCADE,
+    org_id INTEGER NOT NULL REFERENCES organisations(id),
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    interfaces INTEGER NOT NULL,
+    packets INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL,
+    PRIMARY KEY (capture_id, seq)
 );
 ";
 

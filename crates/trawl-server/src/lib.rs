@@ -9,6 +9,11 @@
 //!   one batch of a stream at a time;
 //! - [`retrieve`]: devices' packets in a time window, merged, filtered, streamed as pcapng; the
 //!   filter compiler for agents;
+//! - `upload`: a capture file in a request body (raw, compressed, multipart, chunked while it is
+//!   still being captured) parsed as it arrives into staged segments, committed as a capture only
+//!   once all of it is good; a window of stored packets saved as a capture the same way;
+//! - [`captures`]: the captures model (uploads, saved windows, later jobs) with tags and notes,
+//!   its search, and the download of a capture;
 //! - [`catalogue`]: SQLite (WAL): organisations, tokens, devices, streams, segments — every
 //!   query scoped to one organisation;
 //! - [`tls`]: the certificate, self-signed on first start.
@@ -19,10 +24,12 @@
 //! per link type, pushed to agents over a long-poll command channel, downloaded merged) and
 //! [`fanout`] (every stored batch offered to listeners, for the live views to come).
 //!
-//! The data directory holds `catalogue.db`, `tls/{cert,key}.pem` and
-//! `segments/org-N/dev-M/sS-G.pcapng.zst` (+ `.idx`).
+//! The data directory holds `catalogue.db`, `tls/{cert,key}.pem`,
+//! `segments/org-N/dev-M/sS-G.pcapng.zst` (+ `.idx`) and `captures/org-N/RANDOM/pK.pcapng.zst`
+//! (+ `.idx`; uploads being received in `captures/.staging/`).
 
 mod api;
+pub mod captures;
 pub mod catalogue;
 mod devices;
 pub mod fanout;
@@ -33,6 +40,7 @@ mod retention;
 pub mod retrieve;
 mod secret;
 pub mod tls;
+mod upload;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -130,6 +138,11 @@ impl Server {
         std::fs::create_dir_all(&data_dir).map_err(io_err("creating", &data_dir))?;
         let catalogue_path = data_dir.join("catalogue.db");
         let catalogue = Catalogue::open(&catalogue_path)?;
+        // Before any request: what a crash left of uploads being received or deleted.
+        let swept = captures::sweep(&data_dir, &catalogue)?;
+        if swept > 0 {
+            tracing::info!("removed {swept} unfinished or unrecorded capture directories");
+        }
         let catalogue = Arc::new(Mutex::new(catalogue));
 
         let tls_files = match &config.tls {
@@ -179,6 +192,7 @@ impl Server {
             retention: retention.clone(),
             hub: hub.clone(),
             fanout: fanout.clone(),
+            scheme: if tls_files.is_some() { "https" } else { "http" },
         };
         let app = api::router(state).into_make_service();
         let handle = axum_server::Handle::new();

@@ -51,7 +51,7 @@ const MAX_DEVICES: usize = 256;
 /// The response body is sent in chunks of about this size...
 const CHUNK: usize = 256 << 10;
 /// ...with at most this many waiting for the client.
-const CHUNKS_IN_FLIGHT: usize = 4;
+pub(crate) const CHUNKS_IN_FLIGHT: usize = 4;
 /// A chunk that has waited this long is sent even if not full, so a slow, selective filter
 /// still delivers what it found (and `| wireshark -k -i -` shows packets as they come).
 const SEND_AFTER: Duration = Duration::from_secs(1);
@@ -303,6 +303,7 @@ struct PlannedSegment {
 pub struct Plan {
     from: Timestamp,
     to: Timestamp,
+    filter: Option<String>,
     /// The section comment: what was asked for.
     comment: String,
     file_name: String,
@@ -426,6 +427,7 @@ impl Plan {
         Ok(Plan {
             from,
             to,
+            filter: filter.map(str::to_owned),
             comment,
             file_name,
             devices,
@@ -433,6 +435,16 @@ impl Plan {
             sources,
             programs,
         })
+    }
+
+    /// The devices, resolved, in the order asked for.
+    pub fn devices(&self) -> &[DeviceRef] {
+        &self.devices
+    }
+
+    /// The window, `[from, to)`, and the filter.
+    pub fn window(&self) -> (Timestamp, Timestamp, Option<&str>) {
+        (self.from, self.to, self.filter.as_deref())
     }
 
     /// How many segments the download will open (those whose catalogue time range overlaps the
@@ -593,7 +605,7 @@ impl Cursor {
 }
 
 /// Compiles a filter for stored packets of `link_type` as `tcpdump -r` would for a file.
-fn compile_stored(expr: &str, link_type: u32) -> Result<Program, RetrieveError> {
+pub(crate) fn compile_stored(expr: &str, link_type: u32) -> Result<Program, RetrieveError> {
     trawl_bpfc::compile_offline(expr, link_type, FILTER_SNAPLEN, true).map_err(|e| {
         RetrieveError::BadFilter {
             link_type,
@@ -740,18 +752,18 @@ pub(crate) fn stream_plan(plan: Plan, what: String) -> Response {
 
 /// The response body as a `Write`: chunks of about [`CHUNK`] bytes into a bounded channel, sent
 /// from a blocking thread (the writer waits while the client is slow).
-struct BodyWriter {
+pub(crate) struct BodyWriter {
     tx: Option<Sender<Bytes, io::Error>>,
     runtime: tokio::runtime::Handle,
     buf: Vec<u8>,
     last_send: Instant,
     writes: u32,
     /// The client went away.
-    closed: bool,
+    pub(crate) closed: bool,
 }
 
 impl BodyWriter {
-    fn new(tx: Sender<Bytes, io::Error>, runtime: tokio::runtime::Handle) -> Self {
+    pub(crate) fn new(tx: Sender<Bytes, io::Error>, runtime: tokio::runtime::Handle) -> Self {
         BodyWriter {
             tx: Some(tx),
             runtime,
@@ -782,14 +794,14 @@ impl BodyWriter {
     }
 
     /// Sends what is left; the body then ends normally.
-    fn finish(&mut self) -> io::Result<()> {
+    pub(crate) fn finish(&mut self) -> io::Result<()> {
         self.flush()?;
         self.tx = None;
         Ok(())
     }
 
     /// Ends the body with an error after what was sent.
-    fn abort(&mut self, e: io::Error) {
+    pub(crate) fn abort(&mut self, e: io::Error) {
         if let Some(tx) = self.tx.take() {
             tx.abort(e);
         }

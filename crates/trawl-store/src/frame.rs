@@ -40,24 +40,46 @@ pub(crate) fn interface(info: &StreamInfo) -> Interface {
     iface
 }
 
+/// An interface as a segment stores it: its link type, snap length, time resolution
+/// (`if_tsresol`) and other options, but no `if_tsoffset`, since the packet times a writer is
+/// given are absolute. Keeping the resolution keeps every time the file could state (a
+/// microsecond interface counts 584 542 years, a nanosecond one only to 2554) and shows the
+/// times as the original did.
+pub fn stored_interface(iface: &Interface) -> Interface {
+    let mut out = Interface::new(iface.link_type, iface.snaplen, iface.units_per_sec);
+    for (code, value) in iface.options.view().iter() {
+        if code != opt::IF_TSRESOL && code != opt::IF_TSOFFSET {
+            out.options.push(code, value);
+        }
+    }
+    out
+}
+
 /// Starts a pcapng stream in `buf` (cleared first) with the segment's section header and its
-/// one interface: the bytes every frame is logically preceded by.
+/// interfaces: the bytes every frame is logically preceded by.
 pub(crate) fn start_pcapng(
     mut buf: Vec<u8>,
     section: &OwnedOptions,
-    iface: &Interface,
+    ifaces: &[Interface],
 ) -> io::Result<PcapngWriter<Vec<u8>>> {
     buf.clear();
     let mut w = PcapngWriter::new(buf, section)?;
-    w.add_interface(iface)?;
+    for iface in ifaces {
+        w.add_interface(iface)?;
+    }
     Ok(w)
 }
 
+/// What a header frame says: the stream (interface 0), when the segment was created, and every
+/// interface.
+pub(crate) struct Header {
+    pub info: StreamInfo,
+    pub created: Timestamp,
+    pub interfaces: Vec<Interface>,
+}
+
 /// Reads the stream description back from the header frame's content.
-pub(crate) fn parse_header(
-    path: &Path,
-    header: &[u8],
-) -> Result<(StreamInfo, Timestamp), StoreError> {
+pub(crate) fn parse_header(path: &Path, header: &[u8]) -> Result<Header, StoreError> {
     let bad = |detail: String| StoreError::corrupt(path, 0, detail);
     let mut capture = CaptureReader::new(Cursor::new(header))
         .map_err(|e| bad(format!("the header frame is not pcapng: {e}")))?;
@@ -66,15 +88,11 @@ pub(crate) fn parse_header(
         Ok(true) => return Err(bad("the header frame holds packets".into())),
         Err(e) => return Err(bad(format!("the header frame is not pcapng: {e}"))),
     }
-    let [iface] = capture.interfaces() else {
-        return Err(bad(format!(
-            "the header frame describes {} interfaces, not one",
-            capture.interfaces().len()
-        )));
+    let Some(iface) = capture.interfaces().first() else {
+        return Err(bad("the header frame describes no interface".into()));
     };
-    if iface.units_per_sec != 1_000_000_000 {
-        return Err(bad("the interface does not count nanoseconds".into()));
-    }
+    // A device's stream counts nanoseconds; an upload's interfaces keep their own resolution
+    // (`stored_interface`): the reader takes any.
     let section = capture.sections()[0].view();
     let comment = |prefix: &str| {
         section
@@ -92,7 +110,11 @@ pub(crate) fn parse_header(
         link_type: iface.link_type,
         snaplen: iface.snaplen,
     };
-    Ok((info, created))
+    Ok(Header {
+        info,
+        created,
+        interfaces: capture.interfaces().to_vec(),
+    })
 }
 
 /// Parses `secs.nnnnnnnnn`, the form `Timestamp` displays.
@@ -214,7 +236,7 @@ pub(crate) fn frame_corrupt(path: &Path, offset: u64, e: &trawl_pcap::Error) -> 
 }
 
 /// Decodes a frame found by scanning and describes it, checking that it holds only whole
-/// packet blocks of the segment's one interface.
+/// packet blocks with times (of the interfaces of the header: the pcapng reader refuses others).
 pub(crate) fn summarize(
     path: &Path,
     offset: u64,
@@ -241,11 +263,11 @@ pub(crate) fn summarize(
         .map_err(|e| frame_corrupt(path, offset, &e))?
     {
         let p = capture.current().expect("advanced");
-        if p.interface != 0 || !p.has_time {
+        if !p.has_time {
             return Err(StoreError::corrupt(
                 path,
                 offset,
-                "the frame holds a record that is not a packet of the segment's interface",
+                "the frame holds a record that is not an enhanced packet block",
             ));
         }
         meta.first = meta.first.min(p.ts);

@@ -11,6 +11,10 @@
 //! The byte layout is specified in `docs/segment-format.md`. In short: frame 0 holds the pcapng
 //! section header and interface description, every later frame holds whole enhanced packet blocks,
 //! and `zstd -d` of the whole file is one valid pcapng file.
+//!
+//! A segment may also describe several interfaces
+//! ([`SegmentWriter::create_with_interfaces`]): the server stores an uploaded capture file so,
+//! keeping each packet on its own interface (of its own link type) and its packet options.
 
 mod error;
 mod frame;
@@ -21,8 +25,9 @@ mod writer;
 use std::path::{Path, PathBuf};
 
 pub use error::{ErrorKind, StoreError};
+pub use frame::stored_interface;
 pub use reader::{Recovery, SegmentReader, StoredPacket, Window, WindowOf};
-pub use trawl_pcap::{Packet, Timestamp};
+pub use trawl_pcap::{Interface, Packet, Timestamp};
 pub use writer::{SegmentWriter, WriterOptions};
 
 /// What a segment holds: the stream of one interface of one device.

@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use trawl_pcap::{Packet, Timestamp};
+use trawl_pcap::{Interface, Packet, Timestamp};
 
 use crate::frame::{self, FrameCapture, ZSTD_MAGIC};
 use crate::index;
@@ -54,7 +54,8 @@ pub struct SegmentReader {
     file: File,
     info: StreamInfo,
     created: Timestamp,
-    /// The decompressed section header and interface description (SHB + IDB).
+    interfaces: Vec<Interface>,
+    /// The decompressed section header and interface descriptions (SHB + IDBs).
     header: Arc<[u8]>,
     header_frame_len: u64,
     frames: Vec<FrameMeta>,
@@ -75,7 +76,11 @@ impl SegmentReader {
             .len();
 
         let (header_frame_len, header) = read_header(&file, &path, file_len)?;
-        let (info, created) = frame::parse_header(&path, &header)?;
+        let frame::Header {
+            info,
+            created,
+            interfaces,
+        } = frame::parse_header(&path, &header)?;
         let header: Arc<[u8]> = header.into();
 
         let mut recovery = Recovery::default();
@@ -119,6 +124,7 @@ impl SegmentReader {
             file,
             info,
             created,
+            interfaces,
             header,
             header_frame_len,
             frames,
@@ -136,7 +142,20 @@ impl SegmentReader {
             .map_err(|e| StoreError::io(&path, "reading the size", e))?
             .len();
         let (_, header) = read_header(&file, &path, file_len)?;
-        Ok(frame::parse_header(&path, &header)?.0)
+        Ok(frame::parse_header(&path, &header)?.info)
+    }
+
+    /// Every interface a segment describes, from its header frame alone: one for a device's
+    /// stream, as many as the original file had for an upload.
+    pub fn read_interfaces(dir: &Path, name: &str) -> Result<Vec<Interface>, StoreError> {
+        let path = segment_path(dir, name);
+        let file = File::open(&path).map_err(|e| StoreError::io(&path, "opening", e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| StoreError::io(&path, "reading the size", e))?
+            .len();
+        let (_, header) = read_header(&file, &path, file_len)?;
+        Ok(frame::parse_header(&path, &header)?.interfaces)
     }
 
     /// Forgets the frames that end past byte `end` of the segment file, so that reads see the
@@ -151,8 +170,14 @@ impl SegmentReader {
         &self.path
     }
 
+    /// The stream: the device and the first interface.
     pub fn info(&self) -> &StreamInfo {
         &self.info
+    }
+
+    /// The interfaces, as stored: a packet's `interface` indexes this.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
     }
 
     /// When the writer created the segment (server time).
@@ -378,7 +403,10 @@ impl<R: Borrow<SegmentReader>> WindowOf<R> {
             }
             cur.seen += 1;
             let p = cur.capture.current().expect("advanced");
-            if p.interface != 0 || !p.has_time || p.ts < meta.first || p.ts > meta.last {
+            // The index holds times as nanoseconds, saturated (an upload may state times past
+            // 2554): compare in the same terms.
+            let ns = p.ts.as_nanos();
+            if !p.has_time || ns < meta.first.as_nanos() || ns > meta.last.as_nanos() {
                 return Err(corrupt(
                     "the frame holds a record outside the time range of its index entry",
                 ));

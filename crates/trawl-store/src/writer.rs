@@ -65,8 +65,9 @@ pub struct SegmentWriter {
     options: WriterOptions,
     compressor: Compressor,
     section: OwnedOptions,
-    iface: Interface,
-    /// Length of the section header and interface description every frame buffer starts with.
+    /// The interfaces, as stored (see [`crate::stored_interface`]): one for a device's stream.
+    ifaces: Vec<Interface>,
+    /// Length of the section header and interface descriptions every frame buffer starts with.
     header_len: usize,
     header_frame_len: u64,
     /// The frame being filled: the header, then the pending packets' blocks.
@@ -102,16 +103,62 @@ impl SegmentWriter {
         options: WriterOptions,
         created: Timestamp,
     ) -> Result<Self, StoreError> {
+        Self::create_segment(
+            dir,
+            name,
+            info.clone(),
+            vec![frame::interface(info)],
+            options,
+            created,
+        )
+    }
+
+    /// Creates segment `name` in `dir` holding packets of several interfaces — those of an
+    /// uploaded file, kept apart — for `device` (a name for the section header). Each interface
+    /// keeps its link type, snap length, time resolution and options, with absolute times
+    /// ([`crate::stored_interface`]); packets go to one of them with
+    /// [`append_to`](Self::append_to). [`info`](Self::info) describes the first.
+    pub fn create_with_interfaces(
+        dir: &Path,
+        name: &str,
+        device: &str,
+        interfaces: &[Interface],
+        options: WriterOptions,
+        created: Timestamp,
+    ) -> Result<Self, StoreError> {
+        let Some(first) = interfaces.first() else {
+            return Err(StoreError::InvalidInput {
+                path: segment_path(dir, name),
+                detail: "a segment needs at least one interface".into(),
+            });
+        };
+        let info = StreamInfo {
+            device: device.to_owned(),
+            interface: first.name().unwrap_or_default().to_owned(),
+            link_type: first.link_type,
+            snaplen: first.snaplen,
+        };
+        let ifaces = interfaces.iter().map(frame::stored_interface).collect();
+        Self::create_segment(dir, name, info, ifaces, options, created)
+    }
+
+    fn create_segment(
+        dir: &Path,
+        name: &str,
+        info: StreamInfo,
+        ifaces: Vec<Interface>,
+        options: WriterOptions,
+        created: Timestamp,
+    ) -> Result<Self, StoreError> {
         let path = segment_path(dir, name);
         let index_path = index_path(dir, name);
-        let section = frame::section_options(info, created);
-        let iface = frame::interface(info);
+        let section = frame::section_options(&info, created);
         let io_err = |during| {
             let path = &path;
             move |e| StoreError::io(path, during, e)
         };
 
-        let header = frame::start_pcapng(Vec::new(), &section, &iface)
+        let header = frame::start_pcapng(Vec::new(), &section, &ifaces)
             .and_then(|w| w.finish())
             .map_err(io_err("encoding the section header"))?;
         let mut compressor = Compressor::new(options.level).map_err(io_err("starting zstd"))?;
@@ -145,20 +192,20 @@ impl SegmentWriter {
             .open(&index_path)
             .map_err(|e| StoreError::io(&index_path, "opening the index", e))?;
         let end = header_frame.len() as u64;
-        let pcapng = frame::start_pcapng(header, &section, &iface)
+        let pcapng = frame::start_pcapng(header, &section, &ifaces)
             .map_err(|e| StoreError::io(&path, "encoding the section header", e))?;
         Ok(SegmentWriter {
-            header_len: header_len(&section, &iface),
+            header_len: header_len(&section, &ifaces),
             path,
             index_path,
             file,
             index,
-            info: info.clone(),
+            info,
             created,
             options,
             compressor,
             section,
-            iface,
+            ifaces,
             header_frame_len: end,
             pcapng: Some(pcapng),
             pending: Pending::default(),
@@ -186,6 +233,7 @@ impl SegmentWriter {
         let end = reader.data_end();
         let header_frame_len = reader.header_frame_len();
         let (info, created) = (reader.info().clone(), reader.created());
+        let ifaces = reader.interfaces().to_vec();
         drop(reader);
 
         let file = OpenOptions::new()
@@ -209,13 +257,12 @@ impl SegmentWriter {
             .map_err(|e| StoreError::io(&index_path, "opening the index", e))?;
 
         let section = frame::section_options(&info, created);
-        let iface = frame::interface(&info);
-        let pcapng = frame::start_pcapng(Vec::new(), &section, &iface)
+        let pcapng = frame::start_pcapng(Vec::new(), &section, &ifaces)
             .map_err(|e| StoreError::io(&path, "encoding the section header", e))?;
         let compressor = Compressor::new(options.level)
             .map_err(|e| StoreError::io(&path, "starting zstd", e))?;
         let writer = SegmentWriter {
-            header_len: header_len(&section, &iface),
+            header_len: header_len(&section, &ifaces),
             path,
             index_path,
             file,
@@ -225,7 +272,7 @@ impl SegmentWriter {
             options,
             compressor,
             section,
-            iface,
+            ifaces,
             header_frame_len,
             pcapng: Some(pcapng),
             pending: Pending::default(),
@@ -242,8 +289,14 @@ impl SegmentWriter {
         &self.path
     }
 
+    /// The stream: the device and the first interface.
     pub fn info(&self) -> &StreamInfo {
         &self.info
+    }
+
+    /// The interfaces, as stored: one for a device's stream.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.ifaces
     }
 
     pub fn created(&self) -> Timestamp {
@@ -264,25 +317,50 @@ impl SegmentWriter {
     /// captured). May cut and write a frame; on failure the writer is back at its last sync
     /// point (see the type's documentation).
     pub fn append(&mut self, ts: Timestamp, orig_len: u32, data: &[u8]) -> Result<(), StoreError> {
+        self.append_to(0, ts, orig_len, data, Options::from_le_bytes(&[]))
+    }
+
+    /// Appends one packet of interface `interface` (an index into
+    /// [`interfaces`](Self::interfaces)), with its pcapng options (comments, flags…), kept as
+    /// they are.
+    pub fn append_to(
+        &mut self,
+        interface: u32,
+        ts: Timestamp,
+        orig_len: u32,
+        data: &[u8],
+        options: Options<'_>,
+    ) -> Result<(), StoreError> {
         self.check_usable()?;
+        if interface as usize >= self.ifaces.len() {
+            return Err(self.invalid(format!(
+                "interface {interface} is not one of the segment's {}",
+                self.ifaces.len()
+            )));
+        }
         if data.len() > MAX_PACKET as usize {
             return Err(self.invalid(format!(
                 "a packet of {} bytes is longer than the {MAX_PACKET} bytes a segment may hold",
                 data.len()
             )));
         }
-        if ts.to_units(1_000_000_000).is_none() {
-            return Err(self.invalid(format!(
-                "time {ts} does not fit a pcapng nanosecond timestamp"
-            )));
+        let units = self.ifaces[interface as usize].units_per_sec;
+        if ts.to_units(units).is_none() {
+            return Err(self.invalid(if units == 1_000_000_000 {
+                format!("time {ts} does not fit a pcapng nanosecond timestamp")
+            } else {
+                format!("time {ts} does not fit a pcapng timestamp of {units} units a second")
+            }));
         }
         let pcapng = self.pcapng.as_mut().expect("a frame is being filled");
+        let before = pcapng.get_ref().len();
         pcapng
-            .write(0, ts, orig_len, data, Options::from_le_bytes(&[]))
+            .write(interface, ts, orig_len, data, options)
             .map_err(|e| StoreError::io(&self.path, "encoding a packet", e))?;
+        let block = pcapng.get_ref().len() - before;
         let p = &mut self.pending;
         p.packets += 1;
-        p.bytes += 32 + data.len().next_multiple_of(4);
+        p.bytes += block;
         p.first = Some(p.first.map_or(ts, |t| t.min(ts)));
         p.last = Some(p.last.map_or(ts, |t| t.max(ts)));
         p.captured += data.len() as u64;
@@ -333,7 +411,7 @@ impl SegmentWriter {
         });
         buf.clear();
         self.pcapng = Some(
-            frame::start_pcapng(buf, &self.section, &self.iface)
+            frame::start_pcapng(buf, &self.section, &self.ifaces)
                 .map_err(|e| StoreError::io(&self.path, "encoding the section header", e))?,
         );
         self.pending = Pending::default();
@@ -400,7 +478,7 @@ impl SegmentWriter {
         self.frames.truncate(self.synced_frames);
         self.end = self.synced_end;
         self.pending = Pending::default();
-        let restarted = frame::start_pcapng(Vec::new(), &self.section, &self.iface);
+        let restarted = frame::start_pcapng(Vec::new(), &self.section, &self.ifaces);
         let cut = self
             .file
             .set_len(self.synced_end)
@@ -418,9 +496,9 @@ impl SegmentWriter {
     }
 }
 
-/// The length of the section header and interface description as the writer encodes them.
-fn header_len(section: &OwnedOptions, iface: &Interface) -> usize {
-    frame::start_pcapng(Vec::new(), section, iface)
+/// The length of the section header and interface descriptions as the writer encodes them.
+fn header_len(section: &OwnedOptions, ifaces: &[Interface]) -> usize {
+    frame::start_pcapng(Vec::new(), section, ifaces)
         .and_then(|w| w.finish())
         .map(|b| b.len())
         .unwrap_or(0)

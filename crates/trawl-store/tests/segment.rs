@@ -764,3 +764,115 @@ fn header_only_info_a_length_limit_and_an_owned_window() {
     assert!(e.to_string().contains("zstd frame"), "{e}");
     drop(w);
 }
+
+/// An uploaded file's segment: several interfaces of different link types and time
+/// resolutions, each packet on its own with its options, times a nanosecond interface could not
+/// count, and the same after reopening.
+#[test]
+fn a_segment_of_several_interfaces_keeps_each_packets_interface_options_and_resolution() {
+    use trawl_pcap::{OwnedOptions, opt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut eth = Interface::new(1, 65535, 1_000_000);
+    eth.options
+        .push_str(opt::IF_NAME, "eth0")
+        .push_str(opt::IF_DESCRIPTION, "uplink");
+    let mut tun = Interface::new(101, 0, 1_000_000_000);
+    tun.options
+        .push_str(opt::IF_NAME, "tun0")
+        .push(opt::IF_TSOFFSET, &5u64.to_le_bytes());
+    tun.ts_offset = 5;
+    let mut w = SegmentWriter::create_with_interfaces(
+        dir.path(),
+        "u",
+        "upload",
+        &[eth, tun],
+        options(300),
+        START,
+    )
+    .unwrap();
+    // Year 3000 on the microsecond interface: past what nanoseconds count in 64 bits.
+    let times = [
+        Timestamp::new(1_700_000_000, 1_000),
+        Timestamp::new(1_700_000_000, 5),
+        Timestamp::new(32_503_680_000, 7_000),
+    ];
+    let mut sent = Vec::new();
+    for i in 0..30u32 {
+        let interface = i % 2;
+        let ts = if interface == 0 && i % 3 == 0 {
+            times[2]
+        } else {
+            times[interface as usize]
+        };
+        let mut o = OwnedOptions::new();
+        if i % 5 == 0 {
+            o.push_str(opt::COMMENT, &format!("packet {i}"));
+        }
+        let data = vec![i as u8; 20 + i as usize];
+        w.append_to(interface, ts, 100 + i, &data, o.view())
+            .unwrap();
+        sent.push((interface, ts, 100 + i, data, o));
+    }
+    let e = w
+        .append_to(2, times[0], 1, &[0], OwnedOptions::new().view())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let e = w
+        .append_to(1, times[2], 1, &[0], OwnedOptions::new().view())
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        ErrorKind::InvalidInput,
+        "nanoseconds cannot count it: {e}"
+    );
+    let stats = w.finish().unwrap();
+    assert_eq!(stats.packets, 30);
+
+    let check = |r: &SegmentReader, expected: &[(u32, Timestamp, u32, Vec<u8>, OwnedOptions)]| {
+        let ifaces = r.interfaces();
+        assert_eq!(ifaces.len(), 2);
+        assert_eq!(ifaces[0].name(), Some("eth0"));
+        let desc = ifaces[0].options.view().strings(opt::IF_DESCRIPTION).next();
+        assert_eq!(desc, Some("uplink"));
+        assert_eq!(
+            (ifaces[0].link_type, ifaces[0].units_per_sec),
+            (1, 1_000_000)
+        );
+        assert_eq!(
+            (ifaces[1].link_type, ifaces[1].units_per_sec),
+            (101, 1_000_000_000)
+        );
+        assert_eq!(ifaces[1].ts_offset, 0, "times are stored absolute");
+        let mut window = r.packets();
+        let mut n = 0;
+        while window.advance().unwrap() {
+            let p = window.packet().unwrap();
+            let (interface, ts, orig_len, data, o) = &expected[n];
+            assert_eq!(
+                (p.interface, p.ts, p.orig_len, p.data),
+                (*interface, *ts, *orig_len, &data[..]),
+                "packet {n}"
+            );
+            let want: Vec<&str> = o.view().strings(opt::COMMENT).collect();
+            assert_eq!(p.comments().collect::<Vec<_>>(), want, "packet {n}");
+            n += 1;
+        }
+        assert_eq!(n, expected.len());
+    };
+    let r = SegmentReader::open(dir.path(), "u").unwrap();
+    assert!(r.recovery().is_clean());
+    check(&r, &sent);
+    assert_eq!(
+        SegmentReader::read_interfaces(dir.path(), "u").unwrap(),
+        r.interfaces()
+    );
+    drop(r);
+
+    // Reopened (as after a crash), it goes on with the same interfaces.
+    let (mut w, _) = SegmentWriter::reopen_for_append(dir.path(), "u", options(300)).unwrap();
+    w.append_to(1, times[1], 9, b"late", OwnedOptions::new().view())
+        .unwrap();
+    w.finish().unwrap();
+    sent.push((1, times[1], 9, b"late".to_vec(), OwnedOptions::new()));
+    check(&SegmentReader::open(dir.path(), "u").unwrap(), &sent);
+}

@@ -1,19 +1,22 @@
 //! Talking to a trawl server from the command line: where it is, the token, and how to trust its
-//! certificate — the options the client commands (`pull`, `devices`, `capture`) share. Flags win over the
-//! environment (`TRAWL_SERVER`, `TRAWL_TOKEN`, `TRAWL_CA`, `TRAWL_FINGERPRINT`).
+//! certificate — the options the client commands (`pull`, `devices`, `capture`, `upload`,
+//! `captures`) share. Flags win over the environment (`TRAWL_SERVER`, `TRAWL_TOKEN`, `TRAWL_CA`,
+//! `TRAWL_FINGERPRINT`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use reqwest::Url;
 use reqwest::blocking::Response;
+use reqwest::{Method, Url};
 use trawl_agent::http::{Trust, blocking_client, error_detail};
 
 /// How long the server may stay silent (before answering, or between two reads of a download)
 /// before the command gives up. A selective filter over a long window can take a while to find
 /// its first packet.
 const STALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// An upload has no practical time limit (see [`ServerArgs::connect_for_upload`]).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
@@ -60,6 +63,17 @@ fn read_token(path: &Path) -> Result<String> {
 
 impl ServerArgs {
     pub fn connect(&self) -> Result<Client> {
+        self.connect_with(STALL_TIMEOUT)
+    }
+
+    /// A connection for sending a capture: no time limit, since the body may be a capture still
+    /// being made (`tcpdump -w - | trawl upload -`), and the whole of it is sent before the
+    /// server answers.
+    pub fn connect_for_upload(&self) -> Result<Client> {
+        self.connect_with(UPLOAD_TIMEOUT)
+    }
+
+    fn connect_with(&self, timeout: Duration) -> Result<Client> {
         let server = self
             .server
             .clone()
@@ -100,47 +114,53 @@ impl ServerArgs {
                 (None, None) => Trust::System,
             },
         };
-        let http = blocking_client(&trust, STALL_TIMEOUT)?;
+        let http = blocking_client(&trust, timeout)?;
         Ok(Client { http, base, token })
     }
+}
+
+/// What a request sends.
+pub enum Payload {
+    None,
+    Json(serde_json::Value),
+    Text(String),
+    /// A capture: a body of unknown length is sent chunked.
+    Stream(reqwest::blocking::Body),
 }
 
 impl Client {
     /// `GET` of an API path (`api/v1/…`) with query parameters. An error answer becomes an error
     /// carrying the server's own explanation.
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Response> {
+        self.send(Method::GET, path, query, Payload::None)
+    }
+
+    /// A request to an API path (`api/v1/…`, with query parameters) with the token; an error
+    /// answer becomes an error carrying the server's own explanation.
+    pub fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        payload: Payload,
+    ) -> Result<Response> {
         let mut url = self.base.join(path).expect("a relative API path");
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        self.send(self.http.get(url))
-    }
-
-    /// `POST` of JSON to an API path; an error answer becomes an error, as for [`Client::get`].
-    pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<Response> {
-        let url = self.base.join(path).expect("a relative API path");
-        self.send(self.http.post(url).json(body))
-    }
-
-    /// A `GET` whose answer is JSON.
-    pub fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<serde_json::Value> {
-        let resp = self.get(path, query)?;
-        let text = resp.text().context("reading the answer")?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("the answer to {path} is not JSON: {text:.200}"))
-    }
-
-    /// A `POST` whose answer is JSON.
-    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
-        let resp = self.post(path, body)?;
-        let text = resp.text().context("reading the answer")?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("the answer to {path} is not JSON: {text:.200}"))
-    }
-
-    fn send(&self, request: reqwest::blocking::RequestBuilder) -> Result<Response> {
         let shown = self.base.as_str().trim_end_matches('/').to_owned();
-        let resp = request.bearer_auth(&self.token).send().map_err(|e| {
+        let request = self.http.request(method, url).bearer_auth(&self.token);
+        let request = match payload {
+            Payload::None => request,
+            Payload::Json(v) => request.json(&v),
+            Payload::Text(t) => request
+                .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(t),
+            Payload::Stream(body) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(body),
+        };
+        let resp = request.send().map_err(|e| {
             let mut cause: Option<&dyn std::error::Error> = Some(&e);
             let mut about_certificate = false;
             while let Some(c) = cause {
@@ -160,5 +180,31 @@ impl Client {
         }
         let body = resp.bytes().unwrap_or_default();
         bail!("{shown} answered {status}: {}", error_detail(&body));
+    }
+
+    /// A `GET` whose answer is JSON.
+    pub fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<serde_json::Value> {
+        self.json(Method::GET, path, query, Payload::None)
+    }
+
+    /// A `POST` of JSON whose answer is JSON.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+        self.json(Method::POST, path, &[], Payload::Json(body.clone()))
+    }
+
+    /// [`send`](Self::send), and the JSON answer.
+    pub fn json(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        payload: Payload,
+    ) -> Result<serde_json::Value> {
+        let text = self
+            .send(method, path, query, payload)?
+            .text()
+            .context("reading the server's answer")?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("the server's answer is not JSON: {text:.200}"))
     }
 }

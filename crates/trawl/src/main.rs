@@ -33,6 +33,10 @@ Examples:
       ten seconds of a device's stored packets (TRAWL_SERVER, TRAWL_TOKEN, TRAWL_CA set)
   trawl capture start --devices gw-17,gw-18 -f 'icmp or tcp port 443' --duration 60 --wait
       a capture job on two devices; then: trawl capture download JOB -o job.pcapng
+  trawl upload gw-17.pcap --tag incident-4711     send a capture file to the server
+  tcpdump -U -w - | trawl upload - --name live    ... or one still being captured
+  trawl captures list --tag incident-4711         the server's captures: list, show, tag,
+                                                  notes, download, save a window, delete
 
 Every command reads pcap, pcapng and snoop (also gzip- or zstd-compressed) and takes tcpdump
 filter expressions.
@@ -71,6 +75,11 @@ enum Command {
     Devices(cmd::devices::Args),
     /// Capture jobs on a server's devices: start, stop, list, show, download.
     Capture(cmd::capture::Args),
+    /// Send a capture file (or one still being captured, on standard input) to a server.
+    Upload(cmd::upload::Args),
+    /// A server's captures (uploads, saved windows): list, search, show, tag, annotate,
+    /// download, save, delete.
+    Captures(cmd::captures::Args),
 }
 
 fn main() {
@@ -89,6 +98,8 @@ fn main() {
         Command::Pull(a) => cmd::pull::run(a),
         Command::Devices(a) => cmd::devices::run(a),
         Command::Capture(a) => cmd::capture::run(a),
+        Command::Upload(a) => cmd::upload::run(a),
+        Command::Captures(a) => cmd::captures::run(a),
     };
     if let Err(e) = result {
         eprintln!("trawl: {e:#}");

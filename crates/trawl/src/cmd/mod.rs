@@ -1,5 +1,6 @@
 pub use trawl_agent::cli as agent;
 pub mod capture;
+pub mod captures;
 pub mod cat;
 pub mod demo;
 pub mod devices;
@@ -11,3 +12,4 @@ pub mod pull;
 pub mod read;
 pub mod server;
 pub mod slice;
+pub mod upload;

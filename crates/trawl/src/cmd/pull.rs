@@ -57,7 +57,7 @@ pub struct Args {
     pub json: bool,
 }
 
-fn absolute(spec: TimeSpec, flag: &str) -> Result<Timestamp> {
+pub(crate) fn absolute(spec: TimeSpec, flag: &str) -> Result<Timestamp> {
     match spec {
         TimeSpec::Absolute(t) => Ok(t),
         TimeSpec::AfterStart(_) => bail!(
@@ -91,9 +91,9 @@ impl<R: Read> Read for Tee<'_, R> {
 
 /// What a download held: packets and captured bytes per interface, and the interfaces' names.
 pub(crate) struct Received {
-    pub(crate) per_interface: Vec<(u64, u64)>,
-    pub(crate) names: Vec<String>,
-    pub(crate) file_bytes: u64,
+    pub per_interface: Vec<(u64, u64)>,
+    pub names: Vec<String>,
+    pub file_bytes: u64,
 }
 
 /// Reads the pcapng download through to the end, writing it to `out` as it comes.
