@@ -84,6 +84,16 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Devices(_) | Command::Capture(_) | Command::Captures(_)
+    ) {
+        // These print lists with `println!`: `trawl captures list | head` ends quietly when
+        // `head` has read enough, as other command-line tools do, instead of a panic on the
+        // closed pipe. (Sockets are written with MSG_NOSIGNAL, so only the output is affected.)
+        // SAFETY: setting a signal's disposition to its default, before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Read(a) => cmd::read::run(a),
         Command::Merge(a) => cmd::merge::run(a),
