@@ -25,15 +25,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::channel::Channel;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -43,7 +41,7 @@ use trawl_store::SegmentReader;
 
 use crate::api::{ApiError, AppState};
 use crate::catalogue::{self, Catalogue, DeviceId, DeviceRef, OrgId, from_sql, now_ns, to_sql};
-use crate::retrieve::{self, BodyWriter, RetrieveError};
+use crate::retrieve::{self, RetrieveError};
 
 pub type CaptureId = i64;
 
@@ -1294,42 +1292,18 @@ pub(crate) async fn download(
     .await
     .map_err(ApiError::internal)??;
     let plan = planned.ok_or_else(|| not_found(&id))?;
-    let disposition = format!("attachment; filename=\"{}\"", plan.file_name());
-
-    let (tx, body) = Channel::<Bytes, io::Error>::new(retrieve::CHUNKS_IN_FLIGHT);
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let mut out = BodyWriter::new(tx, runtime);
-        let result = plan.write(&mut out);
-        match result.and_then(|s| out.finish().map(|()| s).map_err(Into::into)) {
-            Ok(s) => tracing::info!(
-                "capture {n} of organisation {org} downloaded: {} of {} packets ({} bytes) in \
-                 {:?}",
-                s.packets,
-                s.packets_read,
-                s.bytes,
-                started.elapsed()
-            ),
-            Err(RetrieveError::Write(e)) if out.closed => {
-                tracing::info!("download of capture {n} stopped: {e}");
-            }
-            Err(e) => {
-                tracing::error!("download of capture {n} failed mid-stream: {e}");
-                out.abort(io::Error::other(e.to_string()));
-            }
-        }
-    });
-    let mut response = Body::new(body).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-pcapng"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(response)
+    let file_name = plan.file_name().to_owned();
+    Ok(retrieve::stream_pcapng(
+        &file_name,
+        format!("download of capture {n} of organisation {org}"),
+        move |out| plan.write(out),
+        |s| {
+            format!(
+                "{} of {} packets ({} bytes)",
+                s.packets, s.packets_read, s.bytes
+            )
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -710,30 +710,44 @@ pub(crate) async fn packets_handler(
 /// Answers with the plan's pcapng, written on a blocking thread into the response body as it
 /// is read; `what` names the download in the log.
 pub(crate) fn stream_plan(plan: Plan, what: String) -> Response {
-    let disposition = format!("attachment; filename=\"{}\"", plan.file_name());
+    let file_name = plan.file_name().to_owned();
+    stream_pcapng(
+        &file_name,
+        what,
+        move |out| plan.write(out),
+        |s| {
+            format!(
+                "{} segments opened, {} frames decoded, {} packets in the window, {} sent ({} bytes)",
+                s.segments, s.frames, s.packets_in_window, s.packets, s.bytes
+            )
+        },
+    )
+}
+
+/// Answers with a pcapng download named `file_name`: `write` produces it on a blocking thread
+/// into the response body as it is read (a slow client slows the writer). The log says what
+/// was sent (`summary`) or why it stopped; a failure mid-stream cuts the transfer off, so the
+/// client never sees a capture that looks complete.
+pub(crate) fn stream_pcapng<S>(
+    file_name: &str,
+    what: String,
+    write: impl FnOnce(&mut BodyWriter) -> Result<S, RetrieveError> + Send + 'static,
+    summary: impl FnOnce(&S) -> String + Send + 'static,
+) -> Response {
+    let disposition = format!("attachment; filename=\"{file_name}\"");
     let (tx, body) = Channel::<Bytes, io::Error>::new(CHUNKS_IN_FLIGHT);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let mut out = BodyWriter::new(tx, runtime);
-        let result = plan.write(&mut out);
+        let result = write(&mut out);
         match result.and_then(|stats| out.finish().map(|()| stats).map_err(Into::into)) {
-            Ok(s) => tracing::info!(
-                "{what}: {} segments opened, {} frames decoded, {} packets in the window, {} \
-                 sent ({} bytes) in {:?}",
-                s.segments,
-                s.frames,
-                s.packets_in_window,
-                s.packets,
-                s.bytes,
-                started.elapsed()
-            ),
+            Ok(s) => tracing::info!("{what}: {} in {:?}", summary(&s), started.elapsed()),
             Err(RetrieveError::Write(e)) if out.closed => {
                 tracing::info!("{what} stopped: {e}");
             }
             Err(e) => {
                 tracing::error!("{what} failed mid-stream: {e}");
-                // The client sees the transfer cut off, never a capture that looks complete.
                 out.abort(io::Error::other(e.to_string()));
             }
         }

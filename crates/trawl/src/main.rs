@@ -7,6 +7,7 @@ mod files;
 mod filter;
 mod pipe;
 mod progress;
+mod table;
 mod timespec;
 
 use clap::{Parser, Subcommand};

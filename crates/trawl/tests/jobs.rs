@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use harness::agent::Agent;
-use harness::netns::{End, Netns, Tcpdump, TcpdumpReport, skip_reason, static_neighbours, veth};
+use harness::netns::{
+    End, Netns, Tcpdump, TcpdumpReport, skip_reason, static_neighbours, uplink, veth,
+};
 use harness::run_ok;
 use harness::server::{AdminApi, Server};
 use harness::traffic::{Steady, ping, tcp_transfer};
@@ -68,22 +70,8 @@ impl Chain {
         let started = Instant::now();
         let srv = Netns::new(tag, "srv");
         let devs: Vec<Netns> = ["a", "b", "c"].iter().map(|d| Netns::new(tag, d)).collect();
-        for (i, dev) in devs.iter().enumerate() {
-            let n = i + 1;
-            veth(
-                &End {
-                    ns: &srv,
-                    name: &format!("up{n}"),
-                    mac: &format!("02:78:00:00:0{n}:01"),
-                    cidr: &format!("10.78.{n}.1/24"),
-                },
-                &End {
-                    ns: dev,
-                    name: "uplink",
-                    mac: &format!("02:78:00:00:0{n}:02"),
-                    cidr: &format!("10.78.{n}.2/24"),
-                },
-            );
+        for (n, dev) in (1..).zip(&devs) {
+            uplink(&srv, dev, 78, n);
         }
         let (ab, ba) = (
             End {

@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use harness::agent::{Agent, StreamCounters, parse_status};
 use harness::flows::{Summary, combined, differences, summarise};
-use harness::netns::{End, Netns, Tcpdump, TcpdumpReport, skip_reason, static_neighbours, veth};
+use harness::netns::{
+    End, Netns, Tcpdump, TcpdumpReport, skip_reason, static_neighbours, uplink, veth,
+};
 use harness::run_ok;
 use harness::server::{AdminApi, DeviceRow, Server};
 use harness::traffic::{DnsResponder, Steady, dig, dns_answer, ping, tcp_transfer};
@@ -75,21 +77,8 @@ impl Lab {
         let srv = Netns::new(tag, "srv");
         let dev1 = Netns::new(tag, "dev1");
         let dev2 = Netns::new(tag, "dev2");
-        for (i, dev) in [(1, &dev1), (2, &dev2)] {
-            veth(
-                &End {
-                    ns: &srv,
-                    name: &format!("up{i}"),
-                    mac: &format!("02:77:00:00:0{i}:01"),
-                    cidr: &format!("10.77.{i}.1/24"),
-                },
-                &End {
-                    ns: dev,
-                    name: "uplink",
-                    mac: &format!("02:77:00:00:0{i}:02"),
-                    cidr: &format!("10.77.{i}.2/24"),
-                },
-            );
+        for (n, dev) in [(1, &dev1), (2, &dev2)] {
+            uplink(&srv, dev, 77, n);
         }
         let (cap1, cap2) = (
             End {

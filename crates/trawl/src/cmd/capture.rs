@@ -319,7 +319,7 @@ fn list(args: ListArgs) -> Result<()> {
         .collect();
     print!(
         "{}",
-        table(
+        crate::table::render(
             &[
                 "ID", "NAME", "STATE", "CREATED", "DEVICES", "PACKETS", "FILTER"
             ],
@@ -583,7 +583,7 @@ fn print_devices(rows: &[Value], results: bool) {
     if results {
         print!(
             "{}",
-            table(
+            crate::table::render(
                 &[
                     "DEVICE",
                     "INTERFACE",
@@ -605,54 +605,13 @@ fn print_devices(rows: &[Value], results: bool) {
     } else {
         print!(
             "{}",
-            table(
+            crate::table::render(
                 &["DEVICE", "INTERFACE", "FILTER", "STATE"],
                 &[false; 4],
                 &cells
             )
         );
     }
-}
-
-/// A plain text table: columns padded to their widest cell, two spaces apart.
-fn table(titles: &[&str], right: &[bool], rows: &[Vec<String>]) -> String {
-    let widths: Vec<usize> = titles
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([t.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            let last = i + 1 == cells.len();
-            if right[i] {
-                s.push_str(&" ".repeat(pad));
-                s.push_str(cell);
-            } else {
-                s.push_str(cell);
-                if !last {
-                    s.push_str(&" ".repeat(pad));
-                }
-            }
-            if !last {
-                s.push_str("  ");
-            }
-        }
-        s.push('\n');
-        s
-    };
-    let mut out = line(titles.to_vec());
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -687,7 +646,7 @@ mod tests {
         assert_eq!(rows.len(), 2);
         // The table has a header and a line per device; missing values are dashes.
         let cells: Vec<Vec<String>> = vec![vec!["a".into(), "-".into()]];
-        let t = table(&["X", "Y"], &[false, true], &cells);
+        let t = crate::table::render(&["X", "Y"], &[false, true], &cells);
         assert_eq!(t, "X  Y\na  -\n");
         print_job(&job);
     }

@@ -310,43 +310,9 @@ fn table(captures: &[Value]) -> String {
         .iter()
         .map(|c| COLUMNS.iter().map(|(_, cell, _)| cell(c)).collect())
         .collect();
-    let widths: Vec<usize> = COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, (title, _, _))| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([title.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            let last = i + 1 == cells.len();
-            if COLUMNS[i].2 {
-                s.push_str(&" ".repeat(pad));
-                s.push_str(cell);
-            } else {
-                s.push_str(cell);
-                if !last {
-                    s.push_str(&" ".repeat(pad));
-                }
-            }
-            if !last {
-                s.push_str("  ");
-            }
-        }
-        s.push('\n');
-        s
-    };
-    let mut out = line(COLUMNS.iter().map(|c| c.0).collect());
-    for r in &rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
-    out
+    let titles: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
+    let right: Vec<bool> = COLUMNS.iter().map(|c| c.2).collect();
+    crate::table::render(&titles, &right, &rows)
 }
 
 /// A capture as `show` prints it.

@@ -155,6 +155,24 @@ pub struct End<'a> {
     pub mac: &'a str,
     pub cidr: &'a str,
 }
+/// Joins device `n` (1–9) to the server namespace `srv`: `up{n}` at `10.{net}.{n}.1` in `srv`,
+/// `uplink` at `10.{net}.{n}.2` in `dev`, MACs `02:{net}:00:00:0{n}:01/02`.
+pub fn uplink(srv: &Netns, dev: &Netns, net: u8, n: u8) {
+    veth(
+        &End {
+            ns: srv,
+            name: &format!("up{n}"),
+            mac: &format!("02:{net}:00:00:0{n}:01"),
+            cidr: &format!("10.{net}.{n}.1/24"),
+        },
+        &End {
+            ns: dev,
+            name: "uplink",
+            mac: &format!("02:{net}:00:00:0{n}:02"),
+            cidr: &format!("10.{net}.{n}.2/24"),
+        },
+    );
+}
 
 /// Joins two namespaces with a veth pair, addresses both ends and brings them up.
 pub fn veth(a: &End, b: &End) {
