@@ -21,7 +21,7 @@ pub struct StoredBatch {
     /// The stream it belongs to (`eth0`, or a job's `job-ID-INTERFACE`).
     pub stream: String,
     pub seq: u64,
-    /// The batch as the agent sent it: the 96-byte header and the pcapng body
+    /// The batch as the agent sent it: its header and the pcapng body
     /// (`trawl_wire::Batch::parse` reads it).
     pub batch: Bytes,
 }

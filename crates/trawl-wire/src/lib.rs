@@ -1,7 +1,8 @@
 //! The agent protocol's batch: how packets travel from a device to the server (docs/protocol.md).
 //!
-//! A batch is a 96-byte header ([`BatchHeader`]: stream epoch, sequence number and the number of the
-//! batch it follows, packet and byte counts, time range, drop counters, a hash of the body) and a
+//! A batch is a 104-byte header ([`BatchHeader`]: stream epoch, sequence number and the number of the
+//! batch it follows, packet and byte counts, time range, drop counters, a hash of the body, and
+//! the time up to which the stream is complete) and a
 //! pcapng body holding one interface and the packets. [`BatchBuilder`] makes one from packets;
 //! [`Batch::parse`] checks one that arrived — every figure in the header against the body — and
 //! refuses garbage, truncation and disagreement with an error that says what and where.
@@ -14,7 +15,13 @@ use trawl_pcap::{CaptureReader, Interface, Options, OwnedOptions, PcapngWriter, 
 
 pub const MAGIC: &[u8; 4] = b"TRWB";
 pub const VERSION: u16 = 1;
+/// The shortest header a batch may have: the fields up to the body hash. Batches from agents
+/// before the `complete_ns` field had this header; they are still accepted.
 pub const HEADER_LEN: usize = 96;
+/// The header this version writes: [`HEADER_LEN`] and `complete_ns` (bytes 96..104). A reader
+/// finds the body at the header length the batch states (byte 8), so fields can be added at
+/// the end without breaking older readers.
+pub const HEADER_LEN_V1_1: usize = 104;
 /// Largest batch a server accepts by default.
 pub const MAX_BATCH: usize = 16 << 20;
 
@@ -44,14 +51,20 @@ pub struct BatchHeader {
     pub bytes: u64,
     pub drops: Drops,
     pub body_hash: u64,
+    /// The stream's watermark: every packet of the stream stamped before this time (ns) is in
+    /// this batch or an earlier one; 0 when not stated. It may be before `last_ns` (packets
+    /// after it may still be on their way) and it is what lets a live view release the other
+    /// devices' packets while this one is quiet.
+    pub complete_ns: u64,
 }
 
 impl BatchHeader {
-    pub fn encode(&self) -> [u8; HEADER_LEN] {
-        let mut h = [0u8; HEADER_LEN];
+    /// The header as this version writes it ([`HEADER_LEN_V1_1`] bytes).
+    pub fn encode(&self) -> [u8; HEADER_LEN_V1_1] {
+        let mut h = [0u8; HEADER_LEN_V1_1];
         h[0..4].copy_from_slice(MAGIC);
         h[4..6].copy_from_slice(&VERSION.to_le_bytes());
-        h[8..12].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&(HEADER_LEN_V1_1 as u32).to_le_bytes());
         h[12..16].copy_from_slice(&self.packets.to_le_bytes());
         let fields = [
             self.epoch,
@@ -68,6 +81,7 @@ impl BatchHeader {
         for (i, v) in fields.iter().enumerate() {
             h[16 + 8 * i..24 + 8 * i].copy_from_slice(&v.to_le_bytes());
         }
+        h[96..104].copy_from_slice(&self.complete_ns.to_le_bytes());
         h
     }
 }
@@ -89,7 +103,7 @@ pub enum WireError {
     PrevSeq { prev: u64, seq: u64 },
     #[error("byte 88: body hash is {actual:#018x}, the header says {stated:#018x}")]
     Hash { stated: u64, actual: u64 },
-    #[error("body (byte {HEADER_LEN} on): {0}")]
+    #[error("batch body (after the header): {0}")]
     Body(String),
     #[error("the header says {field} is {stated}, the body has {actual}")]
     Mismatch {
@@ -222,8 +236,8 @@ impl BatchBuilder {
             concat!("trawl ", env!("CARGO_PKG_VERSION")),
         );
         // The header goes in front of the body when the batch is finished: its place is kept.
-        let mut buf = Vec::with_capacity(HEADER_LEN + capacity);
-        buf.resize(HEADER_LEN, 0);
+        let mut buf = Vec::with_capacity(HEADER_LEN_V1_1 + capacity);
+        buf.resize(HEADER_LEN_V1_1, 0);
         let mut writer = PcapngWriter::new(buf, &section).expect("writing to memory");
         let mut iface = Interface::new(link_type, snaplen, 1_000_000_000);
         iface.options.push_str(opt::IF_NAME, name);
@@ -262,6 +276,11 @@ impl BatchBuilder {
         self.writer.get_ref().len()
     }
 
+    /// States the stream's watermark (see [`BatchHeader::complete_ns`]).
+    pub fn set_complete(&mut self, ns: u64) {
+        self.header.complete_ns = ns;
+    }
+
     /// The finished batch: header and body, numbered `seq` after `prev_seq` in `epoch`.
     pub fn finish(mut self, epoch: u64, seq: u64, prev_seq: u64, drops: Drops) -> Vec<u8> {
         let mut out = self.writer.finish().expect("writing to memory");
@@ -269,8 +288,8 @@ impl BatchBuilder {
         self.header.seq = seq;
         self.header.prev_seq = prev_seq;
         self.header.drops = drops;
-        self.header.body_hash = xxhash_rust::xxh3::xxh3_64(&out[HEADER_LEN..]);
-        out[..HEADER_LEN].copy_from_slice(&self.header.encode());
+        self.header.body_hash = xxhash_rust::xxh3::xxh3_64(&out[HEADER_LEN_V1_1..]);
+        out[..HEADER_LEN_V1_1].copy_from_slice(&self.header.encode());
         out
     }
 }
@@ -348,10 +367,24 @@ impl SendState {
     }
 }
 
-/// Rewrites the header of an encoded batch in place (the body and its hash stay as they are).
+/// Rewrites the header of an encoded batch in place (the body and its hash stay as they are),
+/// keeping the header length the batch has: a batch with the older 96-byte header keeps it
+/// (and has no room for `complete_ns`).
 pub fn rewrite_header(batch: &mut [u8], header: &BatchHeader) {
-    let keep = batch.len().min(HEADER_LEN);
-    batch[..keep].copy_from_slice(&header.encode()[..keep]);
+    let encoded = header.encode();
+    let stated = stated_header_len(batch).unwrap_or(HEADER_LEN);
+    let keep = batch.len().min(stated.min(HEADER_LEN_V1_1));
+    let length_field = batch.get(8..12).map(|b| b.to_vec());
+    batch[..keep].copy_from_slice(&encoded[..keep]);
+    if let Some(field) = length_field {
+        batch[8..12].copy_from_slice(&field);
+    }
+}
+
+/// The header length a batch states (byte 8), if it has that many bytes.
+fn stated_header_len(batch: &[u8]) -> Option<usize> {
+    let field = batch.get(8..12)?;
+    Some(u32::from_le_bytes(field.try_into().ok()?) as usize)
 }
 
 /// Reads the header of an encoded batch without checking the body (for the agent's own spool).
@@ -373,6 +406,10 @@ pub fn read_header(batch: &[u8]) -> Option<BatchHeader> {
             spool: u64_at(batch, 80),
         },
         body_hash: u64_at(batch, 88),
+        complete_ns: match stated_header_len(batch) {
+            Some(n) if n >= HEADER_LEN_V1_1 && batch.len() >= HEADER_LEN_V1_1 => u64_at(batch, 96),
+            _ => 0,
+        },
     })
 }
 
@@ -413,6 +450,35 @@ mod tests {
         let mut r = CaptureReader::new(b.body).unwrap();
         assert_eq!(r.next_packet().unwrap().unwrap().orig_len, 60);
         assert_eq!(r.interfaces()[0].name(), Some("eth0"));
+    }
+
+    #[test]
+    fn the_watermark_travels_and_survives_a_header_rewrite() {
+        let mut b = BatchBuilder::new("eth0", 1, 262_144);
+        b.push(Timestamp::new(1_700_000_000, 5), 60, &[0xaa; 60]);
+        b.set_complete(1_700_000_000_500_000_000);
+        let mut bytes = b.finish(1, 7, 6, Drops::default());
+        let h = Batch::parse(&bytes).unwrap().header;
+        assert_eq!(h.complete_ns, 1_700_000_000_500_000_000);
+        rewrite_header(&mut bytes, &BatchHeader { prev_seq: 3, ..h });
+        let again = Batch::parse(&bytes).unwrap().header;
+        assert_eq!((again.prev_seq, again.complete_ns), (3, h.complete_ns));
+    }
+
+    /// A batch with the 96-byte header of earlier agents (no watermark) is still read, and a
+    /// rewrite of its header keeps it valid.
+    #[test]
+    fn a_batch_with_the_older_header_is_accepted() {
+        let new = sample(5, 4);
+        let mut old = new[..HEADER_LEN].to_vec();
+        old[8..12].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+        old.extend_from_slice(&new[HEADER_LEN_V1_1..]);
+        let h = Batch::parse(&old).unwrap().header;
+        assert_eq!((h.packets, h.complete_ns), (2, 0));
+        rewrite_header(&mut old, &BatchHeader { prev_seq: 2, ..h });
+        let again = Batch::parse(&old).unwrap();
+        assert_eq!((again.header.prev_seq, again.header.packets), (2, 2));
+        assert_eq!(again.body, &new[HEADER_LEN_V1_1..]);
     }
 
     #[test]
