@@ -221,6 +221,11 @@ impl<W: Write> PcapngWriter<W> {
         &self.out
     }
 
+    /// The underlying writer, to take what was written so far (a live stream sends it on).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Flushes and returns the underlying writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.out.flush()?;

@@ -72,6 +72,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}", get(jobs::show_handler))
         .route("/api/v1/jobs/{id}/stop", post(jobs::stop_handler))
         .route("/api/v1/jobs/{id}/pcapng", get(jobs::download_handler))
+        .route("/api/v1/jobs/{id}/watch", get(jobs::watch::watch_handler))
         .route("/api/v1/agent/hello", post(jobs::agent::hello_handler))
         .route("/api/v1/agent/commands", get(jobs::agent::commands_handler))
         .route(

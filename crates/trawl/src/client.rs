@@ -15,7 +15,7 @@ use trawl_agent::http::{Trust, blocking_client, error_detail};
 /// before the command gives up. A selective filter over a long window can take a while to find
 /// its first packet.
 const STALL_TIMEOUT: Duration = Duration::from_secs(300);
-/// An upload has no practical time limit (see [`ServerArgs::connect_for_upload`]).
+/// An upload or a live view has no practical time limit (see [`ServerArgs::connect_unbounded`]).
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 #[derive(clap::Args, Debug)]
@@ -66,10 +66,10 @@ impl ServerArgs {
         self.connect_with(STALL_TIMEOUT)
     }
 
-    /// A connection for sending a capture: no time limit, since the body may be a capture still
-    /// being made (`tcpdump -w - | trawl upload -`), and the whole of it is sent before the
-    /// server answers.
-    pub fn connect_for_upload(&self) -> Result<Client> {
+    /// A connection with no time limit: for sending a capture (the body may be a capture still
+    /// being made, `tcpdump -w - | trawl upload -`, and the whole of it is sent before the
+    /// server answers), and for a live view (it lasts as long as the job).
+    pub fn connect_unbounded(&self) -> Result<Client> {
         self.connect_with(UPLOAD_TIMEOUT)
     }
 

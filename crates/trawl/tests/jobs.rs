@@ -900,3 +900,235 @@ fn a_job_outlives_an_agent_restart_with_its_uplink_down() {
         "after the restart: {result} packets reported and stored ({before} before the cut)"
     ));
 }
+
+/// What stays the same of a packet from hop to hop in this chain, computed here from the raw
+/// Ethernet frame independently of trawl: the IPv4 header without TTL and header checksum, and
+/// everything after it. (Forwarding by b changes only those and the link layer.)
+fn hop_key(p: &Pkt) -> Vec<u8> {
+    let ip = &p.data[14..];
+    let mut k = ip.to_vec();
+    k[8] = 0;
+    k[10] = 0;
+    k[11] = 0;
+    k.extend_from_slice(&p.orig_len.to_le_bytes());
+    k
+}
+
+/// A job on all three devices with `icmp or tcp port 5001`, watched live from its start by two
+/// views at once (`trawl capture watch --json`, and `--pcap` into a file) while traffic crosses
+/// the chain: a↔c packets are seen by a, b and c, a↔b packets by a and b, b→c packets by c
+/// only. Each view shows every distinct packet exactly once — the union of what tcpdump saw on
+/// the three interfaces, copies recognised here by their bytes without TTL and checksum — in
+/// time order (a packet out of order must be flagged late and counted), each line marked with
+/// its device; the duplicates removed are tcpdump's total minus the distinct packets. The
+/// median time from capture to line is under a second (measured here on the lines as they
+/// arrive, and printed by the view).
+#[test]
+fn watch_shows_every_packet_once_in_time_order_within_a_second() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+
+    skip_unless_possible!("watch_shows_every_packet_once_in_time_order_within_a_second");
+    let chain = Chain::new("watch", "jwatch");
+    let dumps: Vec<(Tcpdump, PathBuf)> = (0..3)
+        .map(|i| chain.tcpdump(i, FILTER, &format!("tcpdump-{}.pcap", DEVICES[i].0)))
+        .collect();
+    let job = chain.start_job(&["--devices", "a,b,c", "-f", FILTER, "--name", "watched"]);
+    let id = job["id"].as_i64().expect("a job id");
+    chain.wait_job(id, Duration::from_secs(5), "device running", |j| {
+        rows(j).iter().all(|d| d["state"] == "running")
+    });
+    let wall_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    let watching_since = wall_ns();
+
+    // The JSON view: each line with the time it reached us.
+    let mut json_view = chain
+        .api
+        .client_command(&["capture", "watch", &id.to_string(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start trawl capture watch --json");
+    let lines: Arc<Mutex<Vec<(u64, Value)>>> = Arc::default();
+    let reader = {
+        let stdout = json_view.stdout.take().unwrap();
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let line = line.expect("a line from the view");
+                let at = wall_ns();
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                lines.lock().unwrap().push((at, v));
+            }
+        })
+    };
+    // The pcapng view, into a file.
+    let pcap_path = chain.path("watch.pcapng");
+    let mut pcap_view = chain
+        .api
+        .client_command(&["capture", "watch", &id.to_string(), "--pcap"])
+        .stdout(Stdio::from(std::fs::File::create(&pcap_path).unwrap()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start trawl capture watch --pcap");
+    chain.step(&format!("job {id} running; two views watching"));
+
+    const B_ADDR: Ipv4Addr = Ipv4Addr::new(10, 78, 10, 2);
+    ping(&chain.devs[0], C_ADDR, 100, "0.01");
+    ping(&chain.devs[2], A_ADDR, 10, "0.05");
+    ping(&chain.devs[0], B_ADDR, 10, "0.05");
+    ping(&chain.devs[1], C_ADDR, 5, "0.05");
+    tcp_transfer(&chain.devs[0], &chain.devs[2], C_ADDR, 5001, 256 << 10);
+    ping(&chain.devs[2], A_ADDR, 5, "0.2");
+    chain.step("traffic done: pings a↔c, a→b, b→c, 256 KiB over TCP a→c:5001");
+
+    let (ok, _, stderr) = chain
+        .api
+        .client(&["capture", "stop", &id.to_string(), "--wait"]);
+    assert!(ok, "trawl capture stop: {stderr}");
+    let wait_exit = |child: &mut std::process::Child, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                assert!(status.success(), "{what}: {status}: {err}");
+                return err;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{what} did not end within 20 s of the job's end");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let summary = wait_exit(&mut json_view, "trawl capture watch --json");
+    wait_exit(&mut pcap_view, "trawl capture watch --pcap");
+    reader.join().unwrap();
+    chain.step(&format!(
+        "both views ended with the job: {}",
+        summary.trim()
+    ));
+
+    // The reference: what tcpdump saw on the three interfaces; distinct packets by hop key.
+    let mut seen: BTreeMap<Vec<u8>, Vec<usize>> = BTreeMap::new();
+    let mut total = 0usize;
+    for (i, (t, path)) in dumps.into_iter().enumerate() {
+        stop_tcpdump(&chain, t, DEVICES[i].1);
+        let mut per: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+        for p in reference(&path) {
+            *per.entry(hop_key(&p)).or_default() += 1;
+            total += 1;
+        }
+        for (k, n) in per {
+            let counts = seen.entry(k).or_insert_with(|| vec![0; 3]);
+            counts[i] = n;
+        }
+    }
+    let distinct: usize = seen.values().map(|c| *c.iter().max().unwrap()).sum();
+    let on_all_three = seen.values().filter(|c| c.iter().all(|&n| n > 0)).count();
+    assert!(
+        on_all_three > 50,
+        "a↔c traffic is seen by all three: only {on_all_three} packets"
+    );
+    chain.step(&format!(
+        "tcpdump: {total} packets on the three interfaces, {distinct} distinct ({on_all_three} seen by all three)"
+    ));
+
+    // The pcapng view: the distinct packets, once each.
+    let (names, by_iface, reversals) = read_any(&pcap_path);
+    let reversals = reversals.len();
+    assert_eq!(names, ["a/ab", "b/ba", "c/cb"], "one interface per device");
+    let mut got: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    for p in by_iface.values().flatten() {
+        *got.entry(hop_key(p)).or_default() += 1;
+    }
+    let want: BTreeMap<Vec<u8>, usize> = seen
+        .iter()
+        .map(|(k, c)| (k.clone(), *c.iter().max().unwrap()))
+        .collect();
+    let missing = want.iter().filter(|(k, n)| got.get(*k) != Some(n)).count();
+    let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
+    assert_eq!(
+        (missing, extra, got.values().sum::<usize>()),
+        (0, 0, distinct),
+        "the pcapng view: every distinct packet once"
+    );
+
+    // The JSON view: the same number of packets, in time order but for those marked late,
+    // each marked with its device; the counts it reports are what it showed.
+    let lines = std::mem::take(&mut *lines.lock().unwrap());
+    assert_eq!(
+        lines.len(),
+        distinct,
+        "the JSON view shows each packet once"
+    );
+    let mut last = 0u64;
+    let mut late = 0u64;
+    let mut latencies = Vec::new();
+    for (at, v) in &lines {
+        let ts = u(&v["ts_ns"]);
+        if v["late"] == true {
+            late += 1;
+        } else {
+            assert!(ts >= last, "out of time order and not marked late: {v}");
+            last = ts;
+        }
+        let device = v["device"].as_str().unwrap();
+        let label = format!(" {device}/{} ", v["interface"].as_str().unwrap());
+        assert!(
+            v["text"].as_str().unwrap().contains(&label),
+            "each line names its device: {v}"
+        );
+        if ts >= watching_since {
+            latencies.push(at.saturating_sub(ts));
+        }
+    }
+    // In the pcapng view, a packet earlier than the one before must carry the late comment.
+    let mut r = CaptureReader::open(&pcap_path).unwrap();
+    let (mut last, mut unmarked) = (0u64, Vec::new());
+    while let Some(p) = r.next_packet().unwrap() {
+        let ns = p.ts.as_nanos();
+        if p.comments().any(|c| c.starts_with("late")) {
+            continue;
+        }
+        if ns < last {
+            unmarked.push(ns);
+        }
+        last = ns;
+    }
+    assert!(
+        unmarked.is_empty(),
+        "pcapng view out of order, unmarked: {unmarked:?}"
+    );
+    assert!(
+        summary.contains(&format!("{} packets shown", lines.len()))
+            && summary.contains(&format!("{} duplicates removed", total - distinct))
+            && summary.contains(&format!("{late} late")),
+        "the view's counts: {summary}"
+    );
+    latencies.sort_unstable();
+    assert!(latencies.len() > 100, "packets captured while watching");
+    let median = latencies[latencies.len() / 2];
+    let p99 = latencies[latencies.len() * 99 / 100];
+    assert!(
+        median < 1_000_000_000,
+        "median capture to line {} ms",
+        median / 1_000_000
+    );
+    chain.step(&format!(
+        "capture to line over {} packets: median {} ms, 99th percentile {} ms; {} duplicates removed, {late} late; pcapng view reversals {}",
+        latencies.len(),
+        median / 1_000_000,
+        p99 / 1_000_000,
+        total - distinct,
+        reversals
+    ));
+}

@@ -7,12 +7,14 @@
 //! pcapng, merged in time order, one interface per device (`download_handler`).
 //!
 //! Routes for an organisation's admin: `POST /api/v1/jobs`, `GET /api/v1/jobs`,
-//! `GET /api/v1/jobs/{id}`, `POST /api/v1/jobs/{id}/stop`, `GET /api/v1/jobs/{id}/pcapng`.
+//! `GET /api/v1/jobs/{id}`, `POST /api/v1/jobs/{id}/stop`, `GET /api/v1/jobs/{id}/pcapng`,
+//! `GET /api/v1/jobs/{id}/watch` (the live merged view, [`watch`]).
 
 pub(crate) mod agent;
 pub mod filter;
 pub(crate) mod hub;
 pub mod store;
+pub(crate) mod watch;
 
 use std::collections::BTreeMap;
 

@@ -758,6 +758,85 @@ impl Catalogue {
     }
 }
 
+/// One device's part of a job, as a live view starts from it: the stream, and (consistently
+/// with each other, read under one lock) what is stored of it and up to which batch.
+#[derive(Clone, Debug)]
+pub struct WatchSource {
+    pub device: DeviceRef,
+    pub stream: String,
+    pub interface: Option<String>,
+    pub link_type: Option<u32>,
+    /// The part's state when the view started (`RowState::as_str`).
+    pub state: String,
+    /// Per epoch of the stream, the last batch stored.
+    pub stored_until: Vec<(u64, u64)>,
+    /// The stored segments, oldest first; each to be read only up to its `stored_bytes`.
+    pub segments: Vec<WindowSegment>,
+}
+
+impl Catalogue {
+    /// Each device's part of job `id` of `org`, for a live view; `None` if there is no such job.
+    pub fn watch_sources(&self, org: OrgId, job: i64) -> Result<Option<Vec<WatchSource>>> {
+        let Some(segments) = self.job_segments(org, job)? else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT r.stream, r.interface, r.link_type, r.state FROM job_devices r
+             WHERE r.org_id = ?1 AND r.job_id = ?2 ORDER BY r.position",
+        )?;
+        let parts: Vec<(String, Option<String>, Option<i64>, String)> = stmt
+            .query_map(params![org, job], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut epochs = self.conn.prepare(
+            "SELECT epoch, last_seq FROM streams WHERE org_id = ?1 AND device_id = ?2 AND name = ?3",
+        )?;
+        let mut out = Vec::with_capacity(parts.len());
+        for ((device, segments), (stream, interface, link_type, state)) in
+            segments.into_iter().zip(parts)
+        {
+            let stored_until = epochs
+                .query_map(params![org, device.id, stream], |r| {
+                    Ok((from_sql(r.get(0)?), from_sql(r.get(1)?)))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            out.push(WatchSource {
+                device,
+                stream,
+                interface,
+                link_type: link_type.and_then(|n| u32::try_from(n).ok()),
+                state,
+                stored_until,
+                segments,
+            });
+        }
+        Ok(Some(out))
+    }
+
+    /// The job's state and each device part's, in the job's device order.
+    pub fn job_states(&self, org: OrgId, job: i64) -> Result<Option<(String, Vec<String>)>> {
+        let state: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT state FROM jobs WHERE org_id = ?1 AND id = ?2",
+                params![org, job],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(state) = state else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT state FROM job_devices WHERE org_id = ?1 AND job_id = ?2 ORDER BY position",
+        )?;
+        let parts = stmt
+            .query_map(params![org, job], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Some((state, parts)))
+    }
+}
+
 const JOB_COLUMNS: &str = "SELECT id, name, notes, expression, interface, snaplen, duration_ms,
     max_packets, max_bytes, created_ns, state, stop_requested_ns IS NOT NULL, ended_ns FROM jobs";
 

@@ -38,6 +38,55 @@ pub enum Sub {
     Show(ShowArgs),
     /// Download a job's packets as one pcapng, merged in time order, one interface per device.
     Download(DownloadArgs),
+    /// Watch a job live: every device's packets merged in time order, one line each marked
+    /// with its device, the same packet seen at several devices shown once.
+    Watch(WatchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  trawl capture watch 12
+      every packet of job 12 so far, then live, until the job ends on every device
+  trawl capture watch 12 --new --max-hold 200ms
+      only what arrives from now on, waiting at most 200 ms for a quiet device
+  trawl capture watch 12 --pcap | wireshark -k -i -
+      the merged stream as pcapng, one interface per device named DEVICE/INTERFACE
+
+Each line is `TIME DEVICE/INTERFACE SUMMARY` (the summary as `tcpdump -nn` prints it). The
+server merges the devices' packets in time order: it waits for a device until that device has
+said it has nothing older (agents say so several times a second), or for --max-hold. A packet
+that comes after later ones were shown is still shown, and counted as late (`--json` marks it).
+The same packet seen at several devices (a router and the hosts on either side) is shown once,
+as first seen; --dedup exact compares whole bytes, --dedup off shows every copy. At the end the
+counts go to standard error: packets shown per device, duplicates removed, late packets, and
+the time from capture to line for packets captured while watching (median and 99th percentile).
+Interrupt with Ctrl-C; `trawl capture stop JOB` ends the job itself.")]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The job's id.
+    pub job: u64,
+    /// Write the merged stream as pcapng to standard output (e.g. into `wireshark -k -i -`).
+    #[arg(long, conflicts_with = "json")]
+    pub pcap: bool,
+    /// One JSON object per packet (time, device, interface, lengths, late, the line).
+    #[arg(long)]
+    pub json: bool,
+    /// Only packets that arrive from now on (default: the job's packets from its start).
+    #[arg(long)]
+    pub new: bool,
+    /// How copies of one packet at several devices are recognised: network (addresses, IP id,
+    /// transport header and first payload bytes; TTL, checksums and link layer ignored),
+    /// exact (identical bytes), off (show every copy).
+    #[arg(long, value_name = "MODE", default_value = "network", value_parser = ["network", "exact", "off"])]
+    pub dedup: String,
+    /// How far apart in time two copies may be.
+    #[arg(long, value_name = "DURATION", default_value = "5ms")]
+    pub dedup_window: String,
+    /// The longest a packet waits for a device that has said nothing.
+    #[arg(long, value_name = "DURATION", default_value = "500ms")]
+    pub max_hold: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -164,6 +213,7 @@ pub fn run(args: Args) -> Result<()> {
         Sub::List(a) => list(a),
         Sub::Show(a) => show(a),
         Sub::Download(a) => download(a),
+        Sub::Watch(a) => watch(a),
     }
 }
 
@@ -435,6 +485,183 @@ fn download(args: DownloadArgs) -> Result<()> {
     Ok(())
 }
 
+fn watch(args: WatchArgs) -> Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    if args.pcap && std::io::stdout().is_terminal() {
+        bail!(
+            "--pcap writes pcapng to standard output: pipe it (| wireshark -k -i -) or redirect it \
+             to a file"
+        );
+    }
+    let client = args.server.connect_unbounded()?;
+    let format = if args.pcap { "pcapng" } else { "events" };
+    let mut query = vec![
+        ("format", format),
+        ("dedup", args.dedup.as_str()),
+        ("dedup_window", args.dedup_window.as_str()),
+        ("max_hold", args.max_hold.as_str()),
+    ];
+    if args.new {
+        query.push(("from", "now"));
+    }
+    let path = format!("api/v1/jobs/{}/watch", args.job);
+    let mut resp = client.get(&path, &query)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.pcap {
+        let n = copy_live(&mut resp, &mut out)?;
+        eprintln!("job {}: {n} bytes of pcapng written", args.job);
+        return Ok(());
+    }
+    let since_ns = wall_ns();
+    let mut latency = Latency::default();
+    let mut reader = std::io::BufReader::new(resp);
+    let (mut event, mut line) = (String::new(), String::new());
+    let mut end: Option<Value> = None;
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .context("reading the live view from the server")?;
+        if n == 0 {
+            break;
+        }
+        let l = line.trim_end_matches(['\n', '\r']);
+        if let Some(name) = l.strip_prefix("event: ") {
+            event = name.to_owned();
+        } else if let Some(data) = l.strip_prefix("data: ") {
+            let v: Value = serde_json::from_str(data).with_context(|| {
+                format!("the server sent an event that is not JSON: {data:.200}")
+            })?;
+            match event.as_str() {
+                "packet" => {
+                    let ts = v.get("ts_ns").and_then(Value::as_u64).unwrap_or(0);
+                    if ts >= since_ns {
+                        let now = wall_ns();
+                        latency.add(now.saturating_sub(ts));
+                    }
+                    if args.json {
+                        writeln!(out, "{v}")?;
+                    } else {
+                        writeln!(out, "{}", str_of(&v, "text"))?;
+                    }
+                }
+                "end" => end = Some(v),
+                _ => {}
+            }
+        }
+        if reader.buffer().is_empty() {
+            out.flush()?;
+        }
+    }
+    out.flush()?;
+    let Some(end) = end else {
+        bail!(
+            "the server ended the live view of job {} before the job ended",
+            args.job
+        );
+    };
+    let shown: Vec<String> = end
+        .get("sources")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|s| format!("{} {}", str_of(s, "device"), num(s, "shown")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut summary = format!(
+        "job {}: {} packets shown ({}), {} duplicates removed, {} late",
+        args.job,
+        num(&end, "packets"),
+        shown.join(", "),
+        num(&end, "duplicates"),
+        num(&end, "late"),
+    );
+    let skipped = end
+        .get("skipped_batches")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if skipped > 0 {
+        summary.push_str(&format!(
+            "; {skipped} batches not shown (the view fell behind: `trawl capture download` has them)"
+        ));
+    }
+    if let Some((median, p99, n)) = latency.summary() {
+        summary.push_str(&format!(
+            "; capture to line: median {:.0} ms, 99th percentile {:.0} ms ({n} packets captured while watching)",
+            median as f64 / 1e6,
+            p99 as f64 / 1e6
+        ));
+    }
+    eprintln!("{summary}");
+    Ok(())
+}
+
+/// Now, in nanoseconds since 1970 (the clock packets are stamped with).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Copies a live body to `out`, flushing whenever the server has nothing more for now.
+fn copy_live(from: &mut impl std::io::Read, out: &mut impl Write) -> Result<u64> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = from
+            .read(&mut buf)
+            .context("reading the live view from the server")?;
+        if n == 0 {
+            return Ok(total);
+        }
+        out.write_all(&buf[..n])?;
+        out.flush()?;
+        total += n as u64;
+    }
+}
+
+/// Times from capture to line, in 1 ms steps up to a minute.
+#[derive(Default)]
+struct Latency {
+    buckets: Vec<u64>,
+    count: u64,
+}
+
+impl Latency {
+    const STEP_NS: u64 = 1_000_000;
+    const BUCKETS: usize = 60_000;
+
+    fn add(&mut self, ns: u64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; Self::BUCKETS + 1];
+        }
+        let i = ((ns / Self::STEP_NS) as usize).min(Self::BUCKETS);
+        self.buckets[i] += 1;
+        self.count += 1;
+    }
+
+    /// The median and 99th percentile (ns, to the millisecond above), and how many.
+    fn summary(&self) -> Option<(u64, u64, u64)> {
+        if self.count == 0 {
+            return None;
+        }
+        let at = |q: f64| {
+            let rank = ((self.count as f64 * q).ceil() as u64).max(1);
+            let mut seen = 0;
+            for (i, n) in self.buckets.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    return (i as u64 + 1) * Self::STEP_NS;
+                }
+            }
+            (Self::BUCKETS as u64 + 1) * Self::STEP_NS
+        };
+        Some((at(0.5), at(0.99), self.count))
+    }
+}
+
 fn devices(job: &Value) -> Vec<Value> {
     job.get("devices")
         .and_then(Value::as_array)
@@ -617,6 +844,19 @@ fn print_devices(rows: &[Value], results: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_quantiles_are_to_the_millisecond_above() {
+        let mut l = Latency::default();
+        assert_eq!(l.summary(), None);
+        for ms in 1..=100u64 {
+            l.add(ms * 1_000_000 - 1);
+        }
+        let (median, p99, n) = l.summary().unwrap();
+        assert_eq!((median, p99, n), (50_000_000, 99_000_000, 100));
+        l.add(3_600_000_000_000);
+        assert_eq!(l.summary().unwrap().2, 101);
+    }
 
     #[test]
     fn durations_take_units() {

@@ -106,7 +106,7 @@ pub fn run(args: Args) -> Result<()> {
         };
         reqwest::blocking::Body::sized(counted, len)
     };
-    let client = args.server.connect_for_upload()?;
+    let client = args.server.connect_unbounded()?;
     let mut query: Vec<(&str, &str)> = args.tags.iter().map(|t| ("tag", t.as_str())).collect();
     if let Some(n) = &name {
         query.push(("name", n));

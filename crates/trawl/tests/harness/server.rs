@@ -272,18 +272,22 @@ impl AdminApi {
     /// `trawl ARGS… --server URL --token TOKEN --ca CERT`: a client command (`capture …`) as an
     /// operator runs it. Returns (success, stdout, stderr).
     pub fn client(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self
-            .command(env!("CARGO_BIN_EXE_trawl"))
-            .args(args)
-            .args(["--server", &self.url, "--token", &self.token, "--ca"])
-            .arg(&self.cert)
-            .output()
-            .expect("run trawl");
+        let out = self.client_command(args).output().expect("run trawl");
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// The command line of [`client`](Self::client), to be spawned (a command that lasts, such
+    /// as `capture watch`).
+    pub fn client_command(&self, args: &[&str]) -> Command {
+        let mut c = self.command(env!("CARGO_BIN_EXE_trawl"));
+        c.args(args)
+            .args(["--server", &self.url, "--token", &self.token, "--ca"])
+            .arg(&self.cert);
+        c
     }
 
     /// A client command that must succeed, with `--json`: its JSON answer.
