@@ -731,3 +731,271 @@ async fn an_idle_poll_is_held_and_a_stopping_server_releases_it() {
     assert_eq!(answer["commands"], json!([]));
     let _ = rows;
 }
+
+/// The events of a live view, read in the background: (event, data) as they come.
+fn read_events(resp: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<(String, Value)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut resp = resp;
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = text.find("\n\n") {
+                let block: String = text.drain(..end + 2).collect();
+                let mut event = String::new();
+                let mut data = Value::Null;
+                for line in block.lines() {
+                    if let Some(e) = line.strip_prefix("event: ") {
+                        event = e.to_owned();
+                    } else if let Some(d) = line.strip_prefix("data: ") {
+                        data = serde_json::from_str(d).unwrap();
+                    }
+                }
+                if tx.send((event, data)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The next `packet` event (stats events are skipped), or `end`.
+async fn next_event(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+) -> (String, Value) {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an event within 10 s")
+            .expect("the view is still open");
+        if e.0 != "stats" {
+            return e;
+        }
+    }
+}
+
+/// The live view of a job with two scripted agents, `max_hold` long enough that only
+/// watermarks release packets: what was stored before the view opened comes first; a packet
+/// waits until every other device is past its time — by a later packet, or by an empty batch
+/// whose `complete_ns` says so; a packet older than what was shown is shown at once, marked
+/// late and counted; the same packet from the other device is removed and counted; the view
+/// ends when the job has ended on both devices, with the counts. Bad requests are refused.
+#[tokio::test]
+async fn the_live_view_merges_by_watermark_and_shows_each_packet_once() {
+    let h = Harness::start().await;
+    let admin = h.organisation("acme").await;
+    let other = h.organisation("umbrella").await;
+    let (a, cred_a) = h.enrol(&admin, "a").await;
+    let (b, cred_b) = h.enrol(&admin, "b").await;
+    for (cred, dev) in [(&cred_a, &a), (&cred_b, &b)] {
+        h.hello(cred, &[]).await;
+        let _poll = h.poll(cred, 0, 25.0);
+        h.wait_polling(&admin, dev).await;
+    }
+    let (status, job) = h
+        .post("/api/v1/jobs", &admin, json!({"devices": ["a", "b"]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_i64().unwrap();
+    let t0 = 1_700_000_000_000_000_000u64;
+    for cred in [&cred_a, &cred_b] {
+        let (status, v) = h
+            .post(
+                &format!("/api/v1/agent/jobs/{id}/started"),
+                cred,
+                json!({"started_ns": t0}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let stream = format!("job-{id}-eth0");
+
+    // Bad requests.
+    let watch = format!("/api/v1/jobs/{id}/watch");
+    for (path, token, want) in [
+        (watch.clone(), "", StatusCode::UNAUTHORIZED),
+        (watch.clone(), other.as_str(), StatusCode::NOT_FOUND),
+        (
+            "/api/v1/jobs/999/watch".into(),
+            admin.as_str(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("{watch}?format=json"),
+            admin.as_str(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("{watch}?max_hold=2h"),
+            admin.as_str(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("{watch}?dedup=fuzzy"),
+            admin.as_str(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("{watch}?colour=red"),
+            admin.as_str(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, v) = h.get(&path, token).await;
+        assert_eq!(status, want, "{path}: {v}");
+    }
+
+    // Stored before the view opens.
+    h.send_batch(&cred_a, &stream, batch("eth0", 1, &[t0 + 10, t0 + 30], 0xa))
+        .await;
+    let resp = h
+        .client
+        .get(h.url(&format!("{watch}?format=events&max_hold=60s")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut events = read_events(resp);
+    let (kind, start) = next_event(&mut events).await;
+    assert_eq!(kind, "start", "{start}");
+    assert_eq!(start["sources"].as_array().unwrap().len(), 2);
+
+    // b says nothing yet: a's packets wait.
+    h.send_batch(&cred_a, &stream, batch("eth0", 2, &[t0 + 50], 0xa))
+        .await;
+    h.send_batch(&cred_b, &stream, batch("eth0", 1, &[t0 + 20, t0 + 40], 0xb))
+        .await;
+    let mut shown = Vec::new();
+    for _ in 0..4 {
+        let (kind, p) = next_event(&mut events).await;
+        assert_eq!(kind, "packet", "{p}");
+        shown.push((
+            p["device"].as_str().unwrap().to_owned(),
+            u64_of(&p["ts_ns"]) - t0,
+        ));
+        assert_eq!(p["late"], false);
+        assert!(
+            p["text"]
+                .as_str()
+                .unwrap()
+                .contains(&format!(" {}/eth0 ", p["device"].as_str().unwrap()))
+        );
+    }
+    let pairs: Vec<(&str, u64)> = shown.iter().map(|(d, t)| (d.as_str(), *t)).collect();
+    assert_eq!(pairs, [("a", 10), ("b", 20), ("a", 30), ("b", 40)]);
+    // a's packet at 50 waits for b, which is only at 40 …
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        events.try_recv().map_or(true, |(k, _)| k == "stats"),
+        "nothing more until b is past 50"
+    );
+    // … until b's empty batch says it is complete up to 60.
+    let mut heartbeat = BatchBuilder::new("eth0", 1, 262_144);
+    heartbeat.set_complete(t0 + 60);
+    h.send_batch(
+        &cred_b,
+        &stream,
+        heartbeat.finish(0x5eed, 2, 1, Drops::default()),
+    )
+    .await;
+    let (kind, p) = next_event(&mut events).await;
+    assert_eq!(
+        (
+            kind.as_str(),
+            p["device"].as_str(),
+            u64_of(&p["ts_ns"]) - t0
+        ),
+        ("packet", Some("a"), 50)
+    );
+
+    // The same packet from b (the bytes a sent at 50, 2 µs later) is removed; a packet older
+    // than what was shown comes at once, late.
+    let mut dup = BatchBuilder::new("eth0", 1, 262_144);
+    let mut data = vec![0xa; 60];
+    data[0] = 0;
+    dup.push(Timestamp::from_nanos(t0 + 2050), 60, &data);
+    dup.push(Timestamp::from_nanos(t0 + 90), 60, &[0xb; 60]);
+    h.send_batch(&cred_b, &stream, dup.finish(0x5eed, 3, 2, Drops::default()))
+        .await;
+    h.send_batch(&cred_a, &stream, batch("eth0", 3, &[t0 + 45], 0xc))
+        .await;
+    let (kind, p) = next_event(&mut events).await;
+    assert_eq!(
+        (kind.as_str(), u64_of(&p["ts_ns"]) - t0, &p["late"]),
+        ("packet", 45, &json!(true)),
+        "{p}"
+    );
+
+    // Both parts end: the rest is shown, then the counts.
+    for cred in [&cred_a, &cred_b] {
+        let (status, v) = h
+            .post(
+                &format!("/api/v1/agent/jobs/{id}/result"),
+                cred,
+                json!({"started_ns": null, "ended_ns": t0 + 100, "packets": 1,
+                       "bytes": 60, "drops": {"kernel": 0, "interface": 0, "spool": 0},
+                       "reason": "stopped"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let (kind, p) = next_event(&mut events).await;
+    assert_eq!(
+        (
+            kind.as_str(),
+            p["device"].as_str(),
+            u64_of(&p["ts_ns"]) - t0
+        ),
+        ("packet", Some("b"), 90)
+    );
+    let (kind, end) = next_event(&mut events).await;
+    assert_eq!(kind, "end", "{end}");
+    assert_eq!(
+        (
+            &end["packets"],
+            &end["duplicates"],
+            &end["late"],
+            &end["skipped_batches"]
+        ),
+        (&json!(7), &json!(1), &json!(1), &json!(0)),
+        "{end}"
+    );
+    assert!(events.recv().await.is_none(), "the view ends with the job");
+
+    // Opened after the job, a view shows what was stored, once, in time order.
+    let text = h
+        .client
+        .get(h.url(&watch))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // (Lines of a frame that does not decode are followed by a hex dump, indented.)
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('\t')).collect();
+    assert_eq!(lines.len(), 8, "{text}");
+    assert!(
+        lines[7].starts_with(
+            "# the job has ended on every device: 7 packets shown, 1 duplicates removed"
+        ),
+        "{text}"
+    );
+    let devices: Vec<&str> = lines[..7]
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        devices.iter().filter(|d| **d == "a/eth0").count(),
+        4,
+        "{text}"
+    );
+}
+
+fn u64_of(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
