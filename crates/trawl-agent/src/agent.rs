@@ -6,7 +6,10 @@
 //!
 //! - **capture** reads the [`Source`], fills a [`BatchBuilder`] and hands it over when it is
 //!   `batch_max_bytes` long (even in the middle of one read from the source), when its first packet is `batch_max_delay` old, or every
-//!   `heartbeat` even when empty (a heartbeat carries the drop counters). It never touches the
+//!   `heartbeat` even when empty (a heartbeat carries the drop counters; a job's stream has one
+//!   every `job_heartbeat`, for its watermark). Every batch states the stream's watermark
+//!   (`complete_ns`): the source's [`Source::complete_before`], or the earliest packet the
+//!   thread still holds if that is earlier. It never touches the
 //!   disk, so an fsync cannot stall the kernel ring; when the channel is full it waits, and the
 //!   kernel counts what the ring could not hold.
 //! - **spooler** numbers each batch and puts it in the [`Spool`]: in memory while the server
@@ -115,6 +118,10 @@ pub struct AgentConfig {
     pub batch_max_delay: Duration,
     /// An empty batch (carrying drop counters) goes at least this often.
     pub heartbeat: Duration,
+    /// A capture job's stream sends a batch at least this often, empty if nothing was
+    /// captured, so that its watermark (`complete_ns`) keeps moving: a live view of the job
+    /// merges the devices' streams and waits for the quiet ones' watermarks.
+    pub job_heartbeat: Duration,
     /// After a stop, how long the uplinks go on sending what is spooled.
     pub drain_timeout: Duration,
     /// AF_PACKET ring: block size and count (`None`: the source's defaults).
@@ -138,6 +145,7 @@ impl AgentConfig {
             batch_max_bytes: 4 << 20,
             batch_max_delay: Duration::from_millis(500),
             heartbeat: Duration::from_secs(10),
+            job_heartbeat: Duration::from_millis(250),
             drain_timeout: Duration::from_secs(10),
             ring: None,
             commands: false,
@@ -530,6 +538,7 @@ impl Opened {
                 limits: Limits::default(),
                 started: SystemTime::now(),
                 batch_delay: config.batch_max_delay,
+                heartbeat: config.heartbeat,
                 interface: name.clone(),
                 reorder: None,
             };
@@ -802,6 +811,8 @@ pub(crate) struct CaptureControl {
     pub started: SystemTime,
     /// A batch is handed over when its first packet is this old.
     pub batch_delay: Duration,
+    /// A batch, empty if need be, is handed over at least this often.
+    pub heartbeat: Duration,
     /// The interface the batches describe (`if_name` of their interface block).
     pub interface: String,
     /// Put packets in time order, holding each this long past the newest packet seen (see
@@ -812,9 +823,13 @@ pub(crate) struct CaptureControl {
 /// Puts a stream's packets in time order. The kernel's ring is in the order packets reached
 /// the socket, which on several CPUs is not quite the order of their timestamps (a forwarding
 /// device stamps a packet it receives on one CPU and one it sends on another: a few
-/// microseconds apart, the later-stamped one can come first). A packet waits here until one
-/// stamped `hold` later has been seen, then goes out in time order; one that comes later than
-/// that goes out at once, out of order.
+/// microseconds apart, the later-stamped one can come first). A packet waits here until
+/// nothing stamped before it can still come — the source's watermark
+/// ([`Source::complete_before`]) has passed it — or until one stamped `hold` later has been
+/// seen, then goes out in time order; one that comes later than that goes out at once, out of
+/// order. The watermark bounds the wait of a packet on a quiet link (a single ping) to about
+/// the source's (for AF_PACKET some 70 ms past its stamp, plus one read); the hold releases
+/// packets sooner under steady traffic.
 pub(crate) struct Reorder {
     hold_ns: u64,
     /// The waiting packets' bytes, and (time, arrival, wire length, offset, length) of each.
@@ -844,8 +859,20 @@ impl Reorder {
         self.newest_ns = self.newest_ns.max(ns);
     }
 
-    /// Hands out, in time order, the packets that have waited long enough (`all`: every one).
-    pub(crate) fn release(&mut self, all: bool, mut out: impl FnMut(u64, u32, &[u8])) {
+    /// The time of the earliest packet waiting.
+    pub(crate) fn earliest(&self) -> Option<u64> {
+        self.waiting.iter().map(|w| w.0).min()
+    }
+
+    /// Hands out, in time order, the packets that have waited long enough (`all`: every one):
+    /// those stamped before `complete_before` (the source's watermark: nothing earlier can
+    /// still come) and those `hold` older than the newest packet.
+    pub(crate) fn release(
+        &mut self,
+        all: bool,
+        complete_before: u64,
+        mut out: impl FnMut(u64, u32, &[u8]),
+    ) {
         if self.waiting.is_empty() {
             return;
         }
@@ -853,8 +880,10 @@ impl Reorder {
         let ready = if all {
             self.waiting.len()
         } else {
-            self.waiting
-                .partition_point(|w| w.0.saturating_add(self.hold_ns) <= self.newest_ns)
+            // Both conditions hold for a prefix of the sorted list.
+            self.waiting.partition_point(|w| {
+                w.0 < complete_before || w.0.saturating_add(self.hold_ns) <= self.newest_ns
+            })
         };
         for &(ns, _, orig_len, at, len) in &self.waiting[..ready] {
             out(ns, orig_len, &self.arena[at..at + len]);
@@ -877,6 +906,17 @@ impl Reorder {
         self.arena = arena;
         self.waiting = rest;
     }
+}
+
+/// What the capture thread hands over to the spooler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandOver {
+    /// The batches filled during the last read.
+    Filled,
+    /// Those and the batch being filled.
+    All,
+    /// Everything: the capture has ended (what the reorder buffer held is in the batches).
+    Last,
 }
 
 /// How a stream's capture ended.
@@ -957,14 +997,16 @@ fn capture(
             *first_at = None;
         }
     };
-    // Moves what the reorder buffer may release (`all`: everything) into the batches.
+    // Moves what the reorder buffer may release (`all`: everything; else what the source's
+    // watermark `complete_before` or the hold lets go) into the batches.
+    const EVERYTHING: (bool, u64) = (true, u64::MAX);
     let release = |reorder: &mut Option<Reorder>,
-                   all: bool,
+                   (all, complete_before): (bool, u64),
                    builder: &mut BatchBuilder,
                    full: &mut Vec<BatchBuilder>,
                    first_at: &mut Option<Instant>| {
         if let Some(r) = reorder {
-            r.release(all, |ns, orig_len, data| {
+            r.release(all, complete_before, |ns, orig_len, data| {
                 emit(
                     builder,
                     full,
@@ -975,11 +1017,18 @@ fn capture(
         }
     };
 
-    // Hands over the batches filled during the last read and, with `current`, the one being
-    // filled; the drops counted since the last hand-over travel with the last of them.
+    // A job's stream ends with its capture: nothing comes on it after its last batch.
+    let stream_ends = control.stop.is_some();
+    // Hands over the batches filled during the last read and (unless `Filled`) the one being
+    // filled; the drops counted since the last hand-over travel with the last of them. Each
+    // states the stream's watermark: no packet still to come on the stream — from the source,
+    // the reorder buffer (whose earliest packet is `held`), the batch still being filled, or
+    // a batch handed over after it — is stamped before it.
     let mut flush = |full: &mut Vec<BatchBuilder>,
-                     current: Option<(&mut BatchBuilder, &mut Option<Instant>)>,
-                     source: &mut Box<dyn Source + Send>|
+                     (builder, first_at): (&mut BatchBuilder, &mut Option<Instant>),
+                     what: HandOver,
+                     source: &mut Box<dyn Source + Send>,
+                     held: Option<u64>|
      -> bool {
         let stats = source.stats().unwrap_or(reported);
         let drops = Drops {
@@ -994,9 +1043,27 @@ fn capture(
             .interface_drops
             .store(stats.interface_drops, Relaxed);
         reported = stats;
-        if let Some((builder, first_at)) = current {
+        let mut complete = if what == HandOver::Last && stream_ends {
+            u64::MAX
+        } else {
+            source.complete_before()
+        };
+        if what == HandOver::Filled {
+            if let Some(ns) = builder.first_ns() {
+                complete = complete.min(ns);
+            }
+        } else {
             full.push(std::mem::replace(builder, new_builder()));
             *first_at = None;
+        }
+        if let Some(ns) = held {
+            complete = complete.min(ns);
+        }
+        for batch in full.iter_mut().rev() {
+            batch.set_complete(complete);
+            if let Some(ns) = batch.first_ns() {
+                complete = complete.min(ns);
+            }
         }
         let last = full.len().saturating_sub(1);
         full.drain(..).enumerate().all(|(i, builder)| {
@@ -1008,8 +1075,15 @@ fn capture(
     let reason = loop {
         let own_stop = control.stop.as_ref().is_some_and(|s| s.load(Relaxed));
         if own_stop || shared.stop.load(Relaxed) {
-            release(&mut reorder, true, &mut builder, &mut full, &mut first_at);
-            flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
+            release(
+                &mut reorder,
+                EVERYTHING,
+                &mut builder,
+                &mut full,
+                &mut first_at,
+            );
+            let all = (&mut builder, &mut first_at);
+            flush(&mut full, all, HandOver::Last, &mut source, None);
             break if own_stop {
                 EndReason::Stopped
             } else {
@@ -1018,8 +1092,15 @@ fn capture(
         }
         let now = Instant::now();
         if read_until.is_some_and(|until| now >= until) {
-            release(&mut reorder, true, &mut builder, &mut full, &mut first_at);
-            flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
+            release(
+                &mut reorder,
+                EVERYTHING,
+                &mut builder,
+                &mut full,
+                &mut first_at,
+            );
+            let all = (&mut builder, &mut first_at);
+            flush(&mut full, all, HandOver::Last, &mut source, None);
             break EndReason::Duration;
         }
         let wait = read_until.map_or(tick, |until| {
@@ -1066,15 +1147,24 @@ fn capture(
         counters.captured.fetch_add(got, Relaxed);
         counters.filtered_out.fetch_add(rejected, Relaxed);
         let ending = !matches!(result, Ok(Batch::Packets(_) | Batch::Idle)) || limit_hit.is_some();
-        release(&mut reorder, ending, &mut builder, &mut full, &mut first_at);
+        let complete_before = source.complete_before();
+        release(
+            &mut reorder,
+            (ending, complete_before),
+            &mut builder,
+            &mut full,
+            &mut first_at,
+        );
         match result {
             Ok(Batch::Finished) => {
-                flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
+                let all = (&mut builder, &mut first_at);
+                flush(&mut full, all, HandOver::Last, &mut source, None);
                 break EndReason::SourceEnded;
             }
             Ok(_) => {}
             Err(e) => {
-                flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
+                let all = (&mut builder, &mut first_at);
+                flush(&mut full, all, HandOver::Last, &mut source, None);
                 let reason = EndReason::Error(e.to_string());
                 if control.stop.is_none() {
                     // One of the agent's own streams: the agent cannot go on without it.
@@ -1084,18 +1174,26 @@ fn capture(
             }
         }
         if let Some(reason) = limit_hit.take() {
-            flush(&mut full, Some((&mut builder, &mut first_at)), &mut source);
+            let all = (&mut builder, &mut first_at);
+            flush(&mut full, all, HandOver::Last, &mut source, None);
             break reason;
         }
         if first_at.is_none() && builder.packets() > 0 {
             first_at = Some(Instant::now());
         }
+        // A heartbeat is the batch being filled, handed over even if it is empty.
         let current_due = first_at.is_some_and(|t| t.elapsed() >= control.batch_delay)
-            || last_flush.elapsed() >= config.heartbeat;
+            || last_flush.elapsed() >= control.heartbeat;
         if current_due || !full.is_empty() {
             last_flush = Instant::now();
-            let current = current_due.then_some((&mut builder, &mut first_at));
-            if !flush(&mut full, current, &mut source) {
+            let what = if current_due {
+                HandOver::All
+            } else {
+                HandOver::Filled
+            };
+            let held = reorder.as_ref().and_then(Reorder::earliest);
+            let building = (&mut builder, &mut first_at);
+            if !flush(&mut full, building, what, &mut source, held) {
                 break EndReason::Error("the spooler has stopped".into());
             }
         }
@@ -1373,8 +1471,18 @@ mod tests {
     use super::*;
 
     fn released(r: &mut Reorder, all: bool) -> Vec<(u64, u32, Vec<u8>)> {
+        released_before(r, all, 0)
+    }
+
+    fn released_before(
+        r: &mut Reorder,
+        all: bool,
+        complete_before: u64,
+    ) -> Vec<(u64, u32, Vec<u8>)> {
         let mut out = Vec::new();
-        r.release(all, |ns, len, data| out.push((ns, len, data.to_vec())));
+        r.release(all, complete_before, |ns, len, data| {
+            out.push((ns, len, data.to_vec()))
+        });
         out
     }
 
@@ -1409,6 +1517,258 @@ mod tests {
         );
         assert_eq!(released(&mut r, true), [(40 * ms, 65, b"e".to_vec())]);
         assert!(released(&mut r, true).is_empty());
+    }
+
+    #[test]
+    fn an_isolated_packet_goes_once_the_sources_watermark_has_passed_it() {
+        let ms = 1_000_000;
+        let mut r = Reorder::new(Duration::from_millis(20));
+        r.add(5 * ms, 60, b"ping");
+        assert_eq!(r.earliest(), Some(5 * ms));
+        // No packet 20 ms newer will come, and the source cannot say (0), or has not passed
+        // it: the ping waits.
+        assert!(released_before(&mut r, false, 0).is_empty());
+        assert!(released_before(&mut r, false, 5 * ms).is_empty());
+        // Nothing stamped before 5 ms + 1 ns can still come: it goes.
+        assert_eq!(
+            released_before(&mut r, false, 5 * ms + 1),
+            [(5 * ms, 60, b"ping".to_vec())]
+        );
+        assert_eq!(r.earliest(), None);
+    }
+
+    #[test]
+    fn the_watermark_releases_in_time_order_and_keeps_what_may_still_be_preceded() {
+        let ms = 1_000_000;
+        let mut r = Reorder::new(Duration::from_secs(3600));
+        r.add(30 * ms, 60, b"a");
+        r.add(28 * ms, 61, b"b");
+        r.add(31 * ms, 62, b"c");
+        r.add(30 * ms, 63, b"d");
+        assert_eq!(
+            r.earliest(),
+            Some(28 * ms),
+            "the earliest, not the first added"
+        );
+        assert_eq!(
+            released_before(&mut r, false, 31 * ms),
+            [
+                (28 * ms, 61, b"b".to_vec()),
+                (30 * ms, 60, b"a".to_vec()),
+                (30 * ms, 63, b"d".to_vec())
+            ],
+            "in time order, equal times in arrival order; 31 ms may still be preceded"
+        );
+        assert_eq!(r.earliest(), Some(31 * ms));
+        // What the source hands out next is stamped at or after its watermark (31 ms).
+        r.add(31 * ms, 64, b"e");
+        r.add(45 * ms, 65, b"f");
+        assert_eq!(
+            released_before(&mut r, false, 40 * ms),
+            [(31 * ms, 62, b"c".to_vec()), (31 * ms, 64, b"e".to_vec())]
+        );
+        assert_eq!(r.earliest(), Some(45 * ms));
+        assert_eq!(released(&mut r, true), [(45 * ms, 65, b"f".to_vec())]);
+    }
+
+    /// A source that plays a script: each step takes `read` and hands out its packets (none:
+    /// idle), then states its watermark; after the last step it is finished.
+    struct Script {
+        steps: std::collections::VecDeque<(Vec<u64>, u64)>,
+        complete: u64,
+        finished: bool,
+        read: Duration,
+    }
+
+    impl Script {
+        fn new(steps: Vec<(Vec<u64>, u64)>, read: Duration) -> Script {
+            Script {
+                steps: steps.into(),
+                complete: 0,
+                finished: false,
+                read,
+            }
+        }
+    }
+
+    impl Source for Script {
+        fn link_type(&self) -> u32 {
+            LINKTYPE_ETHERNET
+        }
+
+        fn snaplen(&self) -> u32 {
+            1500
+        }
+
+        fn next_batch(
+            &mut self,
+            _timeout: Duration,
+            visit: &mut dyn FnMut(crate::source::Packet<'_>),
+        ) -> Result<Batch, SourceError> {
+            let Some((packets, complete)) = self.steps.pop_front() else {
+                self.finished = true;
+                return Ok(Batch::Finished);
+            };
+            std::thread::sleep(self.read);
+            for &ns in &packets {
+                visit(crate::source::Packet {
+                    ts: Timestamp::from_nanos(ns),
+                    orig_len: 60,
+                    data: &[0x5a; 60],
+                });
+            }
+            self.complete = complete;
+            Ok(match packets.len() {
+                0 => Batch::Idle,
+                n => Batch::Packets(n),
+            })
+        }
+
+        fn stats(&mut self) -> Result<crate::source::SourceStats, SourceError> {
+            Ok(Default::default())
+        }
+
+        fn complete_before(&self) -> u64 {
+            if self.finished {
+                u64::MAX
+            } else {
+                self.complete
+            }
+        }
+    }
+
+    /// Runs the capture thread over `source` to its end; the batches handed over, as
+    /// (complete_ns, packet times).
+    fn capture_batches(
+        source: Script,
+        job: bool,
+        (batch_max_bytes, batch_delay, heartbeat): (u64, Duration, Duration),
+    ) -> Vec<(u64, Vec<u64>)> {
+        let control = CaptureControl {
+            stop: job.then(|| Arc::new(AtomicBool::new(false))),
+            limits: Limits::default(),
+            started: SystemTime::now(),
+            batch_delay,
+            heartbeat,
+            interface: "eth0".into(),
+            reorder: job.then_some(Duration::from_secs(3600)),
+        };
+        let mut config = AgentConfig::new("/nonexistent");
+        config.batch_max_bytes = batch_max_bytes;
+        let (tx, rx) = sync_channel(1 << 12);
+        let shared = Shared::new(Arc::new(AtomicBool::new(false)));
+        let end = capture(
+            Box::new(source),
+            None,
+            &control,
+            &config,
+            tx,
+            &Counters::default(),
+            &shared,
+        );
+        assert_eq!(end.reason, EndReason::SourceEnded);
+        rx.try_iter()
+            .map(|filled| {
+                let bytes = filled.builder.finish(1, 1, 0, filled.drops);
+                let header = read_header(&bytes).expect("a batch");
+                let body = &bytes[trawl_wire::HEADER_LEN_V1_1..];
+                let mut reader = trawl_pcap::CaptureReader::new(body).expect("pcapng");
+                let mut times = Vec::new();
+                while let Some(p) = reader.next_packet().expect("a packet") {
+                    times.push(p.ts.as_nanos());
+                }
+                assert_eq!(times.len(), header.packets as usize);
+                (header.complete_ns, times)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_quiet_job_stream_sends_heartbeats_and_an_isolated_packet_without_waiting_for_another() {
+        let ms = 1_000_000;
+        let t0 = 1_700_000_000_000 * ms;
+        // One ping at t0 + 100 ms, then silence; the source's watermark moves on.
+        let steps = vec![
+            (vec![], t0),
+            (vec![t0 + 100 * ms], t0 + 50 * ms),
+            (vec![], t0 + 90 * ms),
+            (vec![], t0 + 150 * ms),
+            (vec![], t0 + 200 * ms),
+        ];
+        // Every read takes 5 ms, longer than the heartbeat: a batch after every read.
+        let batches = capture_batches(
+            Script::new(steps, Duration::from_millis(5)),
+            true,
+            (1 << 20, Duration::ZERO, Duration::from_millis(1)),
+        );
+        assert_eq!(
+            batches,
+            [
+                (t0, vec![]),
+                // The ping waits in the reorder buffer: the watermark stops before it.
+                (t0 + 50 * ms, vec![]),
+                (t0 + 90 * ms, vec![]),
+                // The source has passed it: it goes, with no later packet to push it out.
+                (t0 + 150 * ms, vec![t0 + 100 * ms]),
+                (t0 + 200 * ms, vec![]),
+                // The job's stream ends: nothing more comes on it.
+                (u64::MAX, vec![]),
+            ]
+        );
+    }
+
+    /// Random scripts that keep the source's promise (nothing handed out is stamped before the
+    /// watermark stated earlier): every batch's `complete_ns` holds (no packet of a later batch
+    /// is stamped before it), never goes back, and a job's packets come out in time order.
+    #[test]
+    fn every_batch_states_a_watermark_that_later_packets_keep() {
+        let ms = 1_000_000;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..16 {
+            let job = round % 2 == 0;
+            let mut complete = 1_700_000_000_000 * ms;
+            let mut steps = Vec::new();
+            let mut sent = 0;
+            for _ in 0..60 {
+                let packets: Vec<u64> = (0..next(4) * next(8))
+                    .map(|_| complete + next(40 * ms))
+                    .collect();
+                sent += packets.len();
+                complete += next(20 * ms);
+                steps.push((packets, complete));
+            }
+            // Small batches (a few packets), cut within a read; some handed over only by their
+            // size, with the one being filled kept back.
+            let settings = match round % 4 {
+                0 | 1 => (700, Duration::from_secs(3600), Duration::from_secs(3600)),
+                _ => (1500, Duration::ZERO, Duration::from_millis(1)),
+            };
+            let batches = capture_batches(Script::new(steps, Duration::ZERO), job, settings);
+            let times: Vec<u64> = batches.iter().flat_map(|(_, t)| t.clone()).collect();
+            assert_eq!(times.len(), sent, "round {round}: every packet, once");
+            if job {
+                assert!(
+                    times.is_sorted(),
+                    "round {round}: a job's packets in time order"
+                );
+                assert_eq!(batches.last().map(|b| b.0), Some(u64::MAX));
+            }
+            let mut stated = 0;
+            for (i, (complete, _)) in batches.iter().enumerate() {
+                assert!(*complete >= stated, "round {round}: batch {i} goes back");
+                stated = *complete;
+                let later = batches[i + 1..].iter().flat_map(|(_, t)| t.iter());
+                if let Some(early) = later.filter(|&&ns| ns < *complete).min() {
+                    panic!("round {round}: batch {i} states {complete}, a later one has {early}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -56,6 +56,8 @@ The config file (every key optional; flags override it; an unknown key is an err
   batch_max = \"4M\"                    # send a batch at this size...
   batch_delay_ms = 500                # ...or when its first packet is this old
   heartbeat_secs = 10                 # an empty batch carries drop counters at least this often
+  job_heartbeat_ms = 250              # a capture job's stream sends a batch at least this often
+                                      # (empty if need be: its watermark, for live views)
   jobs = true                         # take capture jobs from the server (--no-jobs: false)
 
 Capture jobs: unless --no-jobs, the agent holds a request to the server open to receive commands
@@ -142,6 +144,7 @@ struct FileConfig {
     batch_max: Option<String>,
     batch_delay_ms: Option<u64>,
     heartbeat_secs: Option<u64>,
+    job_heartbeat_ms: Option<u64>,
     jobs: Option<bool>,
 }
 
@@ -299,6 +302,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(s) = file.heartbeat_secs {
         config.heartbeat = Duration::from_secs(s.max(1));
+    }
+    if let Some(ms) = file.job_heartbeat_ms {
+        config.job_heartbeat = Duration::from_millis(ms.max(1));
     }
 
     // Who we are, and where the server is.

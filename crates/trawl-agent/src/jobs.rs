@@ -12,6 +12,10 @@
 //! soon as the server queues it. It says hello (interfaces, unfinished jobs) when it starts and
 //! after every outage. It is never waited for when the agent stops: it holds nothing to save.
 //!
+//! A job's stream sends a batch at least every `job_heartbeat` (250 ms), empty if nothing was
+//! captured, so that a live view of the job sees its watermark move while it is quiet; its
+//! last batch states `u64::MAX`: nothing more comes on it.
+//!
 //! A job's thread captures until the first of its limits, its stop command, or the agent's
 //! stop; then the stream's uplink sends what is left (for at most the drain time if the agent
 //! is stopping) and the result is reported. The result is also written to `STATE/jobs/ID.json`
@@ -40,8 +44,9 @@ use crate::uplink::{ApiError, Command, DeclaredInterface, JobDrops, JobResult, S
 /// How long the server may hold a command poll.
 const POLL_WAIT: Duration = Duration::from_secs(25);
 
-/// A job's packets wait this long to be put in time order (see `agent::Reorder`): the
-/// kernel's ring can hold packets of two CPUs a few microseconds out of order.
+/// A job's packets are put in time order (see `agent::Reorder`): the kernel's ring can hold
+/// packets of two CPUs a few microseconds out of order. Each waits until the source's
+/// watermark has passed it, or until a packet stamped this much later has been seen.
 const REORDER_HOLD: Duration = Duration::from_millis(20);
 
 /// A `start_job` command, checked.
@@ -355,6 +360,8 @@ impl Jobs {
             limits: spec.limits,
             started,
             batch_delay: self.config.job_batch_delay,
+            // Someone may be watching the job live: its watermark must keep moving.
+            heartbeat: self.config.job_heartbeat,
             interface: spec.interface.clone(),
             reorder: Some(REORDER_HOLD),
         };

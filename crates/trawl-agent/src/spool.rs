@@ -16,6 +16,15 @@
 //! the number and packet count of every batch held only in memory: if the agent dies without
 //! stopping (`kill -9`, power lost), the next start finds those batches gone and counts their
 //! packets as spool drops, so even that loss reaches the server.
+//!
+//! Empty batches (heartbeats: a capture job's stream sends one every 250 ms while it is quiet)
+//! write nothing while the server keeps up: losing one costs no packet, so it need not be
+//! listed, and its acknowledgement need not be recorded (after a crash the server's answer
+//! to the next batch moves the chain on). Only its number must never be used again: the state
+//! file reserves [`RESERVE`] numbers at a time for them, and a start after a crash continues
+//! after the reserved ones (the chain is what the server checks: `prev_seq`). Once the spool
+//! goes to disk (the server is away, or the agent is stopping) the state file is brought up to
+//! date and the numbers not used are given back.
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -52,6 +61,10 @@ fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> S
 /// By default, at most this many bytes of batches are held in memory.
 pub const MEMORY: u64 = 64 << 20;
 
+/// Numbers reserved in the state file for empty batches at a time (a quiet job's stream takes
+/// one every 250 ms: the state file is written about once a minute for them).
+pub const RESERVE: u64 = 256;
+
 /// One batch waiting for the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
@@ -78,6 +91,11 @@ pub struct Spool {
     taken: Option<(u64, u32)>,
     epoch: u64,
     next_seq: u64,
+    /// The state file says numbering goes on from here: numbers below it may have been used.
+    reserved: u64,
+    /// Something the state file does not say yet (an empty batch's number or acknowledgement):
+    /// written when the spool goes to disk.
+    unsaved: bool,
     send: SendState,
     /// Files found damaged or unreadable when opening (removed).
     pub discarded_on_open: usize,
@@ -102,6 +120,8 @@ impl Spool {
             taken: None,
             epoch: 0,
             next_seq: 1,
+            reserved: 1,
+            unsaved: false,
             send: SendState::default(),
             discarded_on_open: 0,
             lost_on_open: 0,
@@ -156,6 +176,7 @@ impl Spool {
         };
         self.epoch = epoch;
         self.next_seq = next_seq.max(1);
+        self.reserved = self.next_seq;
         self.send.acked = acked;
         let mut in_memory = Vec::new();
         for (i, line) in lines {
@@ -176,8 +197,10 @@ impl Spool {
         Ok(in_memory)
     }
 
-    fn save_state(&self) -> Result<(), SpoolError> {
-        let mut text = format!("{} {} {}\n", self.epoch, self.next_seq, self.send.acked);
+    fn save_state(&mut self) -> Result<(), SpoolError> {
+        self.reserved = self.reserved.max(self.next_seq);
+        self.unsaved = false;
+        let mut text = format!("{} {} {}\n", self.epoch, self.reserved, self.send.acked);
         for (seq, packets) in &self.send.dropped {
             text.push_str(&format!("{seq} {packets}\n"));
         }
@@ -243,10 +266,20 @@ impl Spool {
 
     /// The number for the next batch, of `packets` packets; persisted (with the packet count,
     /// until the batch is on disk or acknowledged), so numbers are never reused after a restart
-    /// and a batch lost with the process is counted.
+    /// and a batch lost with the process is counted. An empty batch's number is one of those
+    /// reserved in the state file, which is written only to reserve more.
     pub fn take_seq(&mut self, packets: u32) -> Result<u64, SpoolError> {
         let seq = self.next_seq;
         self.next_seq += 1;
+        if packets == 0 {
+            if seq < self.reserved {
+                self.unsaved = true;
+            } else {
+                self.reserved = self.next_seq + RESERVE;
+                self.save_state()?;
+            }
+            return Ok(seq);
+        }
         self.taken = Some((seq, packets));
         self.save_state()?;
         Ok(seq)
@@ -355,7 +388,17 @@ impl Spool {
     /// without, batches wait in memory again while there is room.
     pub fn write_through(&mut self, on: bool) -> Result<(), SpoolError> {
         self.to_disk = on;
-        if on { self.spill() } else { Ok(()) }
+        if !on {
+            return Ok(());
+        }
+        self.spill()?;
+        // Says what the file does not say yet, and gives back the numbers reserved and not
+        // used (a clean stop then numbers on without a gap; one taken later reserves again).
+        if self.unsaved || self.reserved > self.next_seq {
+            self.reserved = self.next_seq;
+            self.save_state()?;
+        }
+        Ok(())
     }
 
     /// Batches held only in memory (not yet written to disk).
@@ -378,19 +421,29 @@ impl Spool {
     }
 
     /// The server has every batch up to `seq` (acknowledged, a duplicate, or the `last` of a gap
-    /// answer): those files go.
+    /// answer): those files go. When all it had were empty batches held in memory, the state
+    /// file is left as it is (see the module documentation).
     pub fn server_has(&mut self, seq: u64) -> Result<(), SpoolError> {
+        let dropped = self.send.dropped.len();
         self.send.server_has(seq);
+        let mut only_empty = self.send.dropped.len() == dropped;
+        let mut removed = 0;
         while let Some(seq) = self.entries.front().map(|e| e.seq) {
             if seq > self.send.acked {
                 break;
             }
-            if let Some(e) = self.pop_front()
-                && e.on_disk
-            {
-                let path = self.path_of(seq);
-                fs::remove_file(&path).map_err(io_err(&path, "cannot remove"))?;
+            if let Some(e) = self.pop_front() {
+                removed += 1;
+                only_empty &= e.packets == 0 && !e.on_disk;
+                if e.on_disk {
+                    let path = self.path_of(seq);
+                    fs::remove_file(&path).map_err(io_err(&path, "cannot remove"))?;
+                }
             }
+        }
+        if removed > 0 && only_empty {
+            self.unsaved = true;
+            return Ok(());
         }
         self.save_state()
     }
@@ -593,6 +646,91 @@ mod tests {
         let h = Batch::parse(&bytes).unwrap().header;
         assert_eq!((h.prev_seq, h.drops.spool), (seq, 0));
         assert!(!dir.path().join(format!("{seq}.batch")).exists());
+    }
+
+    /// A heartbeat: an empty batch, pushed and acknowledged.
+    fn heartbeat(s: &mut Spool) -> u64 {
+        let b = batch(s, 0);
+        s.push(b).unwrap();
+        let (seq, _) = s.next_to_send().unwrap().unwrap();
+        s.server_has(seq).unwrap();
+        seq
+    }
+
+    #[test]
+    fn heartbeats_write_nothing_while_the_server_keeps_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let listing = || {
+            let mut names: Vec<String> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let state = || fs::read_to_string(dir.path().join("state")).unwrap();
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        let b = batch(&mut s, 3);
+        s.push(b).unwrap();
+        s.server_has(1).unwrap();
+        // The first heartbeat reserves numbers for those to come: one write.
+        assert_eq!(heartbeat(&mut s), 2);
+        let reserved = state();
+        assert!(reserved.starts_with(&format!("{} {} 1\n", s.epoch(), 3 + RESERVE)));
+        for n in 3..3 + RESERVE {
+            assert_eq!(heartbeat(&mut s), n);
+            assert_eq!(state(), reserved, "heartbeat {n} wrote the state file");
+        }
+        assert_eq!(listing(), ["state"], "no batch file");
+        // Past the reservation: one more write.
+        assert_eq!(heartbeat(&mut s), 3 + RESERVE);
+        assert_ne!(state(), reserved);
+        // A batch with packets is recorded as ever.
+        let b = batch(&mut s, 2);
+        s.push(b).unwrap();
+        assert!(state().ends_with(&format!("{} 2 memory\n", 4 + RESERVE)));
+        s.server_has(4 + RESERVE).unwrap();
+        // Heartbeats, then a clean stop: the state file says what was acknowledged, and the
+        // numbering goes on without a gap.
+        let last = (0..3).map(|_| heartbeat(&mut s)).last().unwrap();
+        s.write_through(true).unwrap();
+        drop(s);
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!((s.acked(), s.lost_on_open), (last, 0));
+        assert_eq!(s.take_seq(1).unwrap(), last + 1);
+    }
+
+    #[test]
+    fn no_number_a_heartbeat_took_is_used_again_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut last = 0;
+        for run in 0..3 {
+            let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+            // A batch of packets, then more heartbeats than one reservation holds, none of
+            // them acknowledged: then the process is killed.
+            let b = batch(&mut s, 4);
+            let seq = read_header(&b).unwrap().seq;
+            assert!(seq > last, "run {run}: number {seq} after {last}");
+            s.push(b).unwrap();
+            for _ in 0..RESERVE + 10 {
+                let seq = s.take_seq(0).unwrap();
+                s.push(batch_numbered(&s, seq, 0)).unwrap();
+                last = seq;
+            }
+        }
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        // The batch of packets lost is counted; the heartbeats lost cost nothing.
+        assert_eq!(s.lost_on_open, 4);
+        assert!(s.take_seq(0).unwrap() > last);
+    }
+
+    /// A batch numbered `seq` (already taken).
+    fn batch_numbered(s: &Spool, seq: u64, packets: u32) -> Vec<u8> {
+        let mut b = BatchBuilder::new("eth0", 1, 0);
+        for i in 0..packets {
+            b.push(Timestamp::new(1_700_000_000, i), 100, &[7u8; 100]);
+        }
+        b.finish(s.epoch(), seq, seq - 1, Drops::default())
     }
 
     #[test]

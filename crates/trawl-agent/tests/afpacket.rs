@@ -24,7 +24,9 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use trawl_agent::source::afpacket::{AfPacketConfig, AfPacketSource};
+use trawl_agent::source::afpacket::{
+    AfPacketConfig, AfPacketSource, DEFAULT_BLOCK_TIMEOUT, RETIRE_MARGIN,
+};
 use trawl_agent::source::{Batch, Source, SourceStats, Timestamp};
 use trawl_pcap::CaptureReader;
 
@@ -580,4 +582,141 @@ fn a_short_snaplen_truncates_but_keeps_the_wire_length() {
             theirs_cut[i].1
         );
     }
+}
+
+/// The source's watermark (`complete_before`): it moves on while the interface is idle and
+/// nothing arrives, no packet handed out is stamped before a watermark read earlier, and once
+/// the pings stop the watermark passes the last packet (a quiet link holds nothing back).
+#[test]
+fn the_watermark_moves_on_an_idle_interface_and_no_packet_comes_before_it() {
+    if let Some(reason) = skip_reason() {
+        eprintln!(
+            "SKIPPED the_watermark_moves_on_an_idle_interface_and_no_packet_comes_before_it: \
+             {reason}"
+        );
+        return;
+    }
+    let now_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_nanos() as u64
+    };
+    let margin = RETIRE_MARGIN.as_nanos() as u64;
+    // How far behind the clock the watermark stays (the default retire timeout and the margin).
+    let behind = (DEFAULT_BLOCK_TIMEOUT + RETIRE_MARGIN).as_nanos() as u64;
+    let lab = Lab::new('w', 4);
+    let interface = lab.veth_a.clone();
+    let (idle_tx, idle_rx) = mpsc::channel();
+    let capture = in_netns(&lab.ns_a, move || {
+        let mut source = AfPacketSource::open(&AfPacketConfig::new(interface)).expect("opens");
+        let bound_ns = source
+            .bound_at()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_nanos() as u64;
+        let opened = source.complete_before();
+        // Idle: nothing is sent for 300 ms.
+        let started = std::time::Instant::now();
+        let mut idle_packets = 0;
+        let mut watermarks = vec![opened];
+        let mut before_last_read = 0;
+        while started.elapsed() < Duration::from_millis(300) {
+            before_last_read = now_ns();
+            source
+                .next_batch(Duration::from_millis(50), &mut |_| idle_packets += 1)
+                .expect("next_batch");
+            watermarks.push(source.complete_before());
+        }
+        let after_last_read = now_ns();
+        idle_tx
+            .send((
+                bound_ns,
+                watermarks,
+                idle_packets,
+                before_last_read,
+                after_last_read,
+            ))
+            .expect("idle report");
+        // Pings: every packet against the watermark read before the read that handed it out.
+        // Short reads, so that the watermark moves every few ms, also while a packet waits in
+        // a block the kernel has not handed over yet: the closest a packet can come to it.
+        let mut packets: Vec<(u64, u64, bool)> = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let watermark = source.complete_before();
+            source
+                .next_batch(Duration::from_millis(2), &mut |p| {
+                    let icmp = p.data.len() > 23 && p.data[12..14] == [8, 0] && p.data[23] == 1;
+                    packets.push((p.ts.as_nanos(), watermark, icmp));
+                })
+                .expect("next_batch");
+            // Every request and reply, and the watermark past the newest packet.
+            let newest = packets.iter().map(|p| p.0).max().unwrap_or(u64::MAX);
+            let icmp = packets.iter().filter(|p| p.2).count();
+            if icmp == 2 * PINGS as usize && source.complete_before() > newest {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "after 10 s: {icmp} ICMP packets of {}, watermark {} against the newest packet \
+                 {newest}",
+                2 * PINGS,
+                source.complete_before()
+            );
+        }
+        let passed_at = now_ns();
+        (packets, passed_at)
+    });
+    let (bound_ns, watermarks, idle_packets, before_last_read, after_last_read) = idle_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the idle phase ends");
+    assert_eq!(idle_packets, 0, "nothing arrives on the idle interface");
+    assert!(
+        watermarks.is_sorted(),
+        "the watermark never goes back: {watermarks:?}"
+    );
+    let (opened, last) = (watermarks[0], *watermarks.last().expect("some"));
+    assert_eq!(
+        opened,
+        bound_ns - margin,
+        "at first: when the socket was bound, less the margin"
+    );
+    // The last read found the ring walked after `before_last_read`, and the watermark stays
+    // the retire timeout and margin behind the clock.
+    assert!(
+        last >= before_last_read - behind && last <= after_last_read - behind,
+        "watermark {last}: expected within [{}, {}]",
+        before_last_read - behind,
+        after_last_read - behind
+    );
+    assert!(
+        last >= opened + 150_000_000,
+        "the watermark moved {} ms in 300 ms of idle reads",
+        (last - opened) / 1_000_000
+    );
+
+    let addr_a: std::net::Ipv4Addr = lab.addr_a.parse().expect("address");
+    in_netns(&lab.ns_b, move || ping(addr_a))
+        .join()
+        .expect("pings");
+    let (packets, passed_at) = capture.join().expect("capture thread");
+    for (i, &(ts, watermark, _)) in packets.iter().enumerate() {
+        assert!(
+            ts >= watermark,
+            "packet {i} stamped {ts}, before the watermark {watermark} read before it was read \
+             ({} µs)",
+            (watermark - ts) / 1000
+        );
+    }
+    let newest = packets.iter().map(|p| p.0).max().expect("packets");
+    let closest = packets.iter().map(|p| p.0 - p.1).min().expect("packets");
+    eprintln!(
+        "{} packets, each at or after the watermark read before it (the closest {:.1} ms \
+         after); the watermark passed the last one {} ms after its stamp",
+        packets.len(),
+        closest as f64 / 1e6,
+        (passed_at - newest) / 1_000_000
+    );
+    drop(lab);
 }

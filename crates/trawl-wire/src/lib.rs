@@ -270,6 +270,11 @@ impl BatchBuilder {
         self.header.bytes
     }
 
+    /// The time of the earliest packet so far (ns), if there is one.
+    pub fn first_ns(&self) -> Option<u64> {
+        (self.header.packets > 0).then_some(self.header.first_ns)
+    }
+
     /// The size of the batch if it were finished now, header included (to decide when it is
     /// big enough to send).
     pub fn encoded_len(&self) -> usize {
@@ -455,7 +460,10 @@ mod tests {
     #[test]
     fn the_watermark_travels_and_survives_a_header_rewrite() {
         let mut b = BatchBuilder::new("eth0", 1, 262_144);
+        assert_eq!(b.first_ns(), None);
         b.push(Timestamp::new(1_700_000_000, 5), 60, &[0xaa; 60]);
+        b.push(Timestamp::new(1_700_000_000, 2), 60, &[0xbb; 60]);
+        assert_eq!(b.first_ns(), Some(1_700_000_000_000_000_002));
         b.set_complete(1_700_000_000_500_000_000);
         let mut bytes = b.finish(1, 7, 6, Drops::default());
         let h = Batch::parse(&bytes).unwrap().header;

@@ -15,7 +15,9 @@
 //! kernel sets `TP_STATUS_USER` in its header (it does so when the block is full or after the
 //! retire timeout), we visit its packets in place, and hand it back by writing
 //! `TP_STATUS_KERNEL`. Offloaded VLAN tags are put back into the frame ([`insert_vlan_tag`]), as
-//! libpcap does. See docs/agent-capture.md.
+//! libpcap does. The same order, and the retire timeout, give the source's watermark
+//! ([`Source::complete_before`]; the reasoning is at `AfPacketSource::caught_up`). See
+//! docs/agent-capture.md.
 //!
 //! All of the agent's `unsafe` code is in this file.
 
@@ -25,7 +27,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{Ordering, fence};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use trawl_bpf::{Insn, Program, opcode};
 
@@ -41,6 +43,11 @@ pub const DEFAULT_BLOCK_COUNT: u32 = 8;
 /// Default block retire timeout: a block that is not full is handed over after 50 ms, so that
 /// packets on a quiet link arrive promptly.
 pub const DEFAULT_BLOCK_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// How much later than its retire timeout the kernel may hand over a block, plus how long before
+/// it reaches the ring a packet may have been stamped: the margin of the source's watermark
+/// ([`Source::complete_before`]), which runs the retire timeout and this behind the clock.
+pub const RETIRE_MARGIN: Duration = Duration::from_millis(20);
 
 /// The 802.1Q tag protocol identifier, used when the kernel does not say which TPID it removed.
 const ETH_P_8021Q: u16 = 0x8100;
@@ -172,7 +179,11 @@ pub struct AfPacketSource {
     /// the interface's drop counter; with its value at open time.
     net_dev: Option<(File, u64)>,
     /// See [`AfPacketSource::bound_at`].
-    bound_at: std::time::SystemTime,
+    bound_at: SystemTime,
+    /// The blocks' retire timeout plus [`RETIRE_MARGIN`], in ns.
+    retire_within_ns: u64,
+    /// The watermark ([`Source::complete_before`]), ns since the epoch.
+    complete_before: u64,
 }
 
 /// The mmap'ed ring.
@@ -343,7 +354,7 @@ impl AfPacketSource {
         addr.sll_protocol = ETH_P_ALL.to_be();
         addr.sll_ifindex = ifindex as libc::c_int;
         // Just before packets can arrive: every packet of this socket is stamped later.
-        let bound_at = std::time::SystemTime::now();
+        let bound_at = SystemTime::now();
         // SAFETY: `addr` is a valid sockaddr_ll and the length passed is its size.
         let rc = unsafe {
             libc::bind(
@@ -392,13 +403,55 @@ impl AfPacketSource {
             stats: SourceStats::default(),
             net_dev,
             bound_at,
+            retire_within_ns: nanos(config.block_timeout).saturating_add(nanos(RETIRE_MARGIN)),
+            // Nothing is in the ring yet: whatever comes is written after `bind`, and stamped
+            // at most the margin before it was written (see `caught_up`).
+            complete_before: ns_since_epoch(bound_at).saturating_sub(nanos(RETIRE_MARGIN)),
         })
     }
 
     /// When the socket began receiving (just before `bind`): no packet of this source is
     /// stamped earlier. A capture job's duration counts from here.
-    pub fn bound_at(&self) -> std::time::SystemTime {
+    pub fn bound_at(&self) -> SystemTime {
         self.bound_at
+    }
+
+    /// At `at`, every block the kernel had handed over was walked: `drain_ready` read the clock,
+    /// then found the next block in ring order still the kernel's. Moves the watermark to
+    /// `at - block_timeout - RETIRE_MARGIN`. Why that is one:
+    ///
+    /// 1. The kernel fills the ring's blocks in ring order and hands them over
+    ///    (`TP_STATUS_USER`) in that order: it retires only its current block, then opens the
+    ///    next (`prb_retire_current_block`, `prb_dispatch_next_block` in net/packet/af_packet.c),
+    ///    and we walk them in the same order from `next_block`. So if the block after the last
+    ///    one walked was still the kernel's when looked at, no block handed over before that
+    ///    moment — before `at`, which was read first — is left unwalked: every packet in one was
+    ///    handed out. (The clock is read before the status word: read after, a block retired in
+    ///    between would be counted as walked.)
+    /// 2. A block that holds a packet is handed over at the latest one retire timeout after the
+    ///    packet was written into it: a full block at once, else when the retire timer fires
+    ///    (`prb_retire_rx_blk_timer_expired`: a timer that fires every `tp_retire_blk_tov`
+    ///    while the ring is not frozen — re-armed when a block is opened and each time it fires
+    ///    on an empty block, or an hrtimer forwarded every period in recent kernels — and
+    ///    retires the current block as soon as it holds a packet). The timer fires a little
+    ///    late: jiffy rounding, softirq latency; a few ms with HZ=100..1000. A frozen ring
+    ///    (every block ours, not walked yet) takes no packet at all (they are counted as
+    ///    kernel drops), and we are not caught up then anyway.
+    /// 3. A packet is stamped (`skb->tstamp`, set when the packet was received or handed to the
+    ///    taps, or the clock in `tpacket_rcv`) before it is written into the ring: normally
+    ///    microseconds before, at worst the time it waited in a backlog queue.
+    ///
+    /// So a packet not handed out by `at` is in the block being filled, written after
+    /// `at - block_timeout - lateness`, or is written after `at`; either way it is stamped after
+    /// `at - block_timeout - lateness - stamp-to-ring delay`, which is after the watermark as
+    /// long as lateness and delay together stay under [`RETIRE_MARGIN`]. Past that (softirqs
+    /// starved for tens of milliseconds), a packet can come stamped before the watermark: a
+    /// live view counts it as late, nothing is lost. The clock is `SystemTime`, the one the
+    /// kernel stamps packets with (`CLOCK_REALTIME`); if it is stepped back, the watermark
+    /// stays where it was (it never goes back) and packets stamped before it are late too.
+    fn caught_up(&mut self, at: SystemTime) {
+        let ns = ns_since_epoch(at).saturating_sub(self.retire_within_ns);
+        self.complete_before = self.complete_before.max(ns);
     }
 
     /// The interface this source captures on.
@@ -413,7 +466,10 @@ impl AfPacketSource {
         for _ in 0..self.ring.block_count {
             let index = self.next_block;
             let block = self.ring.block(index);
+            // Before the status word, not after: see `caught_up`.
+            let looked_at = SystemTime::now();
             if !block_is_ours(block) {
+                self.caught_up(looked_at);
                 break;
             }
             let walked = self.walk_block(index, block, visit);
@@ -635,6 +691,12 @@ impl Source for AfPacketSource {
         }
         Ok(self.stats)
     }
+
+    /// See `AfPacketSource::caught_up` for why this is a watermark; it moves every time
+    /// `next_batch` finds the ring walked, that is at every call while the link is quiet.
+    fn complete_before(&self) -> u64 {
+        self.complete_before
+    }
 }
 
 impl Ring {
@@ -668,6 +730,14 @@ fn release_block(block: NonNull<u8>) {
     fence(Ordering::Release);
     // SAFETY: as in `block_is_ours`; writing TP_STATUS_KERNEL hands the block back.
     unsafe { std::ptr::write_volatile(block_status(block), libc::TP_STATUS_KERNEL) };
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn ns_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, nanos)
 }
 
 fn syscall_err(interface: &str, call: &'static str) -> SourceError {

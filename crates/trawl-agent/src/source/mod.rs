@@ -4,7 +4,8 @@
 //! packets and calls a visitor once per packet with a [`Packet`] that borrows the source's buffer
 //! (for AF_PACKET, the kernel's ring block itself: no copy per packet), then returns how many it
 //! delivered. [`Source::stats`] returns cumulative counters ([`SourceStats`]) that travel with
-//! the batches to the server.
+//! the batches to the server. [`Source::complete_before`] is the source's watermark: no packet
+//! it has still to hand out is stamped earlier.
 //!
 //! Two sources:
 //! - [`afpacket::AfPacketSource`]: a live Linux interface, through an AF_PACKET socket with a
@@ -79,6 +80,13 @@ pub trait Source {
 
     /// Counters since the source was opened.
     fn stats(&mut self) -> Result<SourceStats, SourceError>;
+
+    /// The source's watermark: every packet it will still hand out is stamped at or after this
+    /// time (ns since the epoch, the clock of the packets' stamps); 0 when it cannot say,
+    /// `u64::MAX` when it will hand out nothing more. It never goes back. The agent states it
+    /// (or less) in every batch as `complete_ns` (docs/protocol.md), so it must not be a guess
+    /// that a later packet can contradict: such a packet would be late in a live view.
+    fn complete_before(&self) -> u64;
 }
 
 /// Why a source could not be opened or read.

@@ -4,6 +4,12 @@
 //! come out either as fast as the caller takes them, or paced by the file's timestamps: the
 //! first packet at once, each next one when as much time has passed as separates it from the
 //! first in the file. Timestamps are the file's, not the time of replay.
+//!
+//! The watermark ([`Source::complete_before`]) holds also for a file whose packets are not
+//! quite in time order (a capture on two CPUs can have packets a few microseconds out of
+//! order): opening reads the file once to find its largest step back in time, its
+//! `disorder`, and no packet still to come is stamped more than that before the latest one
+//! read. (A pipe cannot be read twice: it has no watermark until it ends.)
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -42,6 +48,11 @@ pub struct ReplaySource {
     pending_error: Option<SourceError>,
     finished: bool,
     received: u64,
+    /// The most by which a packet of the file is stamped before a packet ahead of it (0 for a
+    /// file in time order), ns.
+    disorder_ns: u64,
+    /// The latest time among the packets read so far (handed out or held), ns.
+    newest_ns: Option<u64>,
 }
 
 impl ReplaySource {
@@ -58,6 +69,7 @@ impl ReplaySource {
             None => (super::LINKTYPE_ETHERNET, 0),
         };
         let snaplen = if snaplen == 0 { MAX_SNAPLEN } else { snaplen };
+        let disorder_ns = disorder(&path);
         Ok(ReplaySource {
             path,
             reader,
@@ -69,6 +81,8 @@ impl ReplaySource {
             pending_error: None,
             finished: false,
             received: 0,
+            disorder_ns,
+            newest_ns: None,
         })
     }
 
@@ -132,6 +146,7 @@ impl Source for ReplaySource {
                 continue;
             };
             let (ts, found, offset) = (packet.ts, packet.link_type, packet.offset);
+            self.newest_ns = self.newest_ns.max(Some(ts.as_nanos()));
             if found != self.link_type {
                 self.finished = true;
                 let err = SourceError::MixedLinkTypes {
@@ -185,6 +200,39 @@ impl Source for ReplaySource {
             ..SourceStats::default()
         })
     }
+
+    /// Every packet still to come (the one held back, not due yet, and those not read) is
+    /// stamped at least `newest - disorder`: were one stamped earlier, it would be more than
+    /// `disorder` before a packet ahead of it in the file. For a file in time order that is
+    /// the time of the packet held back, or of the last one handed out. Nothing read yet: 0;
+    /// the file ended (or failed: nothing more is handed out): `u64::MAX`.
+    fn complete_before(&self) -> u64 {
+        if self.finished {
+            return u64::MAX;
+        }
+        self.newest_ns
+            .map_or(0, |newest| newest.saturating_sub(self.disorder_ns))
+    }
+}
+
+/// The largest step back in time between a packet of the file at `path` and the latest one
+/// before it (ns; 0 if the file is in time order), over the packets read before the end or the
+/// first error (which is where a replay ends too). `u64::MAX` (no watermark until the end) for
+/// what cannot be read twice (a pipe) or opened again.
+fn disorder(path: &Path) -> u64 {
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return u64::MAX;
+    }
+    let Ok(mut reader) = CaptureReader::open(path) else {
+        return u64::MAX;
+    };
+    let (mut newest, mut most) = (0u64, 0u64);
+    while let Ok(Some(p)) = reader.next_packet() {
+        let ns = p.ts.as_nanos();
+        most = most.max(newest.saturating_sub(ns));
+        newest = newest.max(ns);
+    }
+    most
 }
 
 #[cfg(test)]
@@ -270,6 +318,58 @@ mod tests {
         assert_eq!(packets.len(), 3);
         assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
         assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    }
+
+    #[test]
+    fn the_watermark_is_the_packet_held_back_then_the_end() {
+        let base = 1_700_000_000_000_000_000u64;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_capture(dir.path(), &[0, 10_000]);
+        let mut source = ReplaySource::open(&path, Pacing::RealTime).expect("open");
+        assert_eq!(source.complete_before(), 0, "nothing read yet: cannot say");
+        let mut got = Vec::new();
+        let batch = source
+            .next_batch(Duration::from_millis(1), &mut |p| got.push(p.ts.as_nanos()))
+            .expect("batch");
+        assert_eq!((batch, &got[..]), (Batch::Packets(1), &[base][..]));
+        // The second packet is due in 10 s: held back, and nothing comes before it.
+        assert_eq!(source.complete_before(), base + 10_000 * 1_000_000);
+
+        let path = write_capture(dir.path(), &[0, 1, 2]);
+        let mut source = ReplaySource::open(&path, Pacing::AsFastAsPossible).expect("open");
+        assert_eq!(drain(&mut source).len(), 3);
+        assert_eq!(source.complete_before(), u64::MAX, "finished: nothing more");
+    }
+
+    #[test]
+    fn the_watermark_allows_for_the_files_own_disorder() {
+        let ms = 1_000_000u64;
+        let base = 1_700_000_000_000_000_000u64;
+        // More than one call's worth (MAX_BATCH: up to 1023 ms), then a step back of 9 ms to
+        // before the last packet of the first call.
+        let mut times: Vec<u64> = (0..MAX_BATCH as u64).collect();
+        times.extend([1030, 1021, 1031, 1032]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_capture(dir.path(), &times);
+        let mut source = ReplaySource::open(&path, Pacing::AsFastAsPossible).expect("open");
+        let mut first = Vec::new();
+        let batch = source
+            .next_batch(Duration::from_secs(1), &mut |p| first.push(p.ts.as_nanos()))
+            .expect("batch");
+        assert_eq!(batch, Batch::Packets(MAX_BATCH));
+        let watermark = source.complete_before();
+        // The newest packet read (1023 ms) less the file's largest step back (9 ms).
+        assert_eq!(watermark, base + 1014 * ms);
+        let rest: Vec<u64> = drain(&mut source)
+            .iter()
+            .map(|(ts, _, _)| ts.as_nanos())
+            .collect();
+        assert_eq!(rest.len(), 4);
+        assert!(
+            rest.iter().all(|&ns| ns >= watermark),
+            "{rest:?} against {watermark}"
+        );
+        assert_eq!(source.complete_before(), u64::MAX);
     }
 
     #[test]
