@@ -427,6 +427,10 @@ impl SegmentWriter {
     /// appended so far survives a crash once this returns. Acknowledge packets only after it.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.flush_frame()?;
+        if self.synced_frames == self.frames.len() && self.synced_end == self.end {
+            // Nothing written since the last sync (an empty batch, a heartbeat): no disk work.
+            return Ok(());
+        }
         if let Err(e) = self.file.sync_data() {
             return Err(self.fail("syncing the segment", e));
         }
