@@ -3,7 +3,8 @@
 # libpcap-dev (the filter compiler), and the reference tools the tests compare against
 # (tcpdump, tshark, capinfos/mergecap/editcap from wireshark-common, tcprewrite from tcpreplay,
 # zstd); iproute2 for the network-namespace tests; iputils-ping, dnsutils (dig) and curl for the
-# end-to-end tests (crates/trawl/tests/streaming.rs).
+# end-to-end tests (crates/trawl/tests/streaming.rs); with --bench, hyperfine, time and python3
+# (the benchmarks' helpers).
 # Safe to run again.
 set -euo pipefail
 need=()
@@ -22,6 +23,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ "${1:-}" = "--bench" ]; then
   command -v hyperfine >/dev/null || need+=(hyperfine)
   [ -x /usr/bin/time ] || need+=(time)
+  command -v python3 >/dev/null || need+=(python3)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

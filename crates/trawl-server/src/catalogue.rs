@@ -288,11 +288,15 @@ pub struct Catalogue {
 impl Catalogue {
     /// Opens (creating if needed) the catalogue at `path`.
     pub fn open(path: &Path) -> Result<Catalogue> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Transactions take the write lock when they begin: one that reads and then writes
+        // waits for another process's writer (the busy timeout) instead of failing when that
+        // writer commits between its read and its write (WAL mode cannot wait then).
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::jobs::SCHEMA)?;
         for (table, column, declaration) in ADDED_COLUMNS {
@@ -802,5 +806,36 @@ mod tests {
         assert!(!c.revoke(a.id, dev).unwrap(), "a cannot revoke b's device");
         assert!(c.revoke(b.id, dev).unwrap());
         assert!(c.device_by_credential(&cred).unwrap().unwrap().revoked);
+    }
+
+    /// Two processes share the catalogue (the server, and `trawl org … --data`): a transaction
+    /// that reads and then writes must make the other writer wait, not fail with "database is
+    /// locked" when the other commits in between (what a deferred transaction does in WAL mode,
+    /// where waiting cannot help: its snapshot is stale). Seen in bench/watch.sh: an agent's
+    /// enrolment failed while the next enrolment token was being made.
+    #[test]
+    fn a_read_then_write_transaction_is_not_undone_by_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut c = Catalogue::open(&path).unwrap();
+        let org = c.create_organisation("o").unwrap().id;
+        let mut c2 = Catalogue::open(&path).unwrap();
+        let tx = c.conn.transaction().unwrap();
+        let n: i64 = tx
+            .query_row("SELECT count(*) FROM enrolment_tokens", [], |r| r.get(0))
+            .unwrap();
+        // The other connection writes meanwhile: it must wait for this transaction.
+        let other = std::thread::spawn(move || c2.create_enrolment_token(org).map(|_| ()));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        tx.execute(
+            "INSERT INTO enrolment_tokens (org_id, hash, created_ns) VALUES (?1, 'x', ?2)",
+            params![org, n],
+        )
+        .expect("the write of a transaction that read first");
+        tx.commit().unwrap();
+        other
+            .join()
+            .unwrap()
+            .expect("the other writer, after waiting");
     }
 }
