@@ -560,6 +560,24 @@ fn is_gone(e: &StoreError) -> bool {
     matches!(e, StoreError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
 }
 
+/// Opens a stored segment to read what the catalogue vouches for (`stored_bytes`: of a
+/// segment still being written, frames past it belong to a batch not yet acknowledged);
+/// `None` if retention has removed it since it was listed.
+pub(crate) fn open_stored(
+    dir: &Path,
+    name: &str,
+    stored_bytes: u64,
+) -> Result<Option<SegmentReader>, StoreError> {
+    match SegmentReader::open(dir, name) {
+        Ok(mut r) => {
+            r.limit_to(stored_bytes);
+            Ok(Some(r))
+        }
+        Err(e) if is_gone(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Where one stream is: its segments still to read and the window being read.
 struct Cursor {
     segments: std::vec::IntoIter<PlannedSegment>,
@@ -588,14 +606,9 @@ impl Cursor {
             let Some(seg) = self.segments.next() else {
                 return Ok(None);
             };
-            let mut reader = match SegmentReader::open(&seg.dir, &seg.name) {
-                Ok(r) => r,
-                Err(e) if is_gone(&e) => continue,
-                Err(e) => return Err(e.into()),
+            let Some(reader) = open_stored(&seg.dir, &seg.name, seg.stored_bytes)? else {
+                continue;
             };
-            // Of a segment still being written, only what the catalogue recorded: frames past
-            // it belong to a batch not yet acknowledged.
-            reader.limit_to(seg.stored_bytes);
             stats.segments += 1;
             self.interface = seg.interface;
             self.program = seg.program;

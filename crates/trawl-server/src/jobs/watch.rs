@@ -840,17 +840,12 @@ impl StoredCursor {
             let Some(seg) = self.segments.next() else {
                 return Ok(None);
             };
-            let mut reader = match SegmentReader::open(&data_dir.join(&seg.dir), &seg.name) {
-                Ok(r) => r,
+            let dir = data_dir.join(&seg.dir);
+            let Some(reader) = crate::retrieve::open_stored(&dir, &seg.name, seg.stored_bytes)?
+            else {
                 // Removed by retention since: nothing to show of it.
-                Err(trawl_store::StoreError::Io { source, .. })
-                    if source.kind() == io::ErrorKind::NotFound =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e),
+                continue;
             };
-            reader.limit_to(seg.stored_bytes);
             self.window =
                 Some(reader.into_window(Timestamp::default(), Timestamp::new(u64::MAX, 0)));
         }
