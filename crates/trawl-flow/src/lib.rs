@@ -1,0 +1,520 @@
+//! Flows: packets grouped into bidirectional conversations, with per-direction counters.
+//!
+//! A flow is keyed by its **circuit** (the interface it was seen on, its outer VLAN, its Frame
+//! Relay DLCI), the IP protocol, and its two endpoints (address and port; ports are 0 for
+//! protocols without them) in a canonical order, so both directions of a conversation land in
+//! one flow. The endpoint that sent the flow's first packet is its **initiator**; counters are
+//! kept per direction: from the initiator (`fwd`) and towards it (`rev`).
+//!
+//! [`FlowTable`] takes decoded packets in time order and ends flows on an **idle timeout** (no
+//! packet for that long) or an **active timeout** (the flow has lasted that long: it is exported
+//! and a new record goes on), handing each ended flow to the caller; memory is bounded by the
+//! number of flows alive at once, not by the input.
+//!
+//! TCP: the flags seen (OR of every segment's), SYNs (SYN without ACK: connection attempts), and
+//! retransmissions by **sequence tracking**: a segment that carries data (or SYN/FIN, which take
+//! a sequence number) and ends at or before the highest sequence number already seen in its
+//! direction is a retransmission.
+//!
+//! Pure: decoded packets in, flow records out; no I/O, no clock (times are the packets').
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use trawl_decode::{Decoded, Net, Transport};
+
+/// Where a flow was seen: interface, outer VLAN, Frame Relay DLCI.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Circuit {
+    /// The caller's number for the interface (a capture file's interface index).
+    pub interface: u32,
+    pub vlan: Option<u16>,
+    pub dlci: Option<u32>,
+}
+
+/// One end of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub addr: IpAddr,
+    /// 0 for protocols without ports.
+    pub port: u16,
+}
+
+/// What identifies a flow, the same for both directions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub circuit: Circuit,
+    pub protocol: u8,
+    /// The lower endpoint (addresses, then ports, compared).
+    pub lo: Endpoint,
+    pub hi: Endpoint,
+}
+
+/// Counters of one direction of a flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Direction {
+    pub packets: u64,
+    /// Bytes on the wire (each packet's original length, as tshark's conversations count).
+    pub bytes: u64,
+    /// Time of the first and last packet (ns); 0 when there was none.
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// The OR of the TCP flags of every segment.
+    pub tcp_flags: u16,
+    /// Segments with SYN and without ACK.
+    pub syns: u64,
+    /// Segments found to be retransmissions (see the crate documentation).
+    pub retransmissions: u64,
+    /// The sequence number after the highest byte seen (TCP), once one was.
+    next_seq: Option<u32>,
+}
+
+impl Direction {
+    fn add(&mut self, ts: u64, wire_len: u32) {
+        if self.packets == 0 {
+            self.first_ns = ts;
+        }
+        self.packets += 1;
+        self.bytes += wire_len as u64;
+        self.last_ns = self.last_ns.max(ts);
+    }
+}
+
+/// Why a flow record was handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// No packet for the idle timeout.
+    Idle,
+    /// It lasted the active timeout; the flow goes on in a new record.
+    Active,
+    /// The input ended.
+    End,
+}
+
+/// A flow, or the part of it one record covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    pub key: FlowKey,
+    /// The endpoint that sent the first packet.
+    pub initiator: Endpoint,
+    /// From the initiator, and towards it.
+    pub fwd: Direction,
+    pub rev: Direction,
+}
+
+impl Flow {
+    pub fn first_ns(&self) -> u64 {
+        match (self.fwd.packets, self.rev.packets) {
+            (0, _) => self.rev.first_ns,
+            (_, 0) => self.fwd.first_ns,
+            _ => self.fwd.first_ns.min(self.rev.first_ns),
+        }
+    }
+
+    pub fn last_ns(&self) -> u64 {
+        self.fwd.last_ns.max(self.rev.last_ns)
+    }
+
+    /// The other endpoint.
+    pub fn responder(&self) -> Endpoint {
+        if self.initiator == self.key.lo {
+            self.key.hi
+        } else {
+            self.key.lo
+        }
+    }
+}
+
+/// How a [`FlowTable`] ends flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A flow without a packet for this long ends (ns).
+    pub idle_ns: u64,
+    /// A flow is exported after this long, and goes on in a new record (ns).
+    pub active_ns: u64,
+}
+
+impl Default for Timeouts {
+    /// 15 s idle and 30 min active, as common exporters do.
+    fn default() -> Self {
+        Timeouts {
+            idle_ns: 15_000_000_000,
+            active_ns: 1_800_000_000_000,
+        }
+    }
+}
+
+/// Packets that made no flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Not IPv4 or IPv6 (ARP, LLDP, …).
+    pub not_ip: u64,
+}
+
+/// The flows alive, and the rules that end them.
+pub struct FlowTable {
+    timeouts: Timeouts,
+    flows: HashMap<FlowKey, Flow>,
+    /// Time of the latest packet.
+    now: u64,
+    /// When the table was last swept for idle flows.
+    swept: u64,
+    pub skipped: Skipped,
+}
+
+/// The circuit and flow endpoints of a decoded packet: `None` if it is not IP.
+pub fn key_of(circuit_interface: u32, d: &Decoded<'_>) -> Option<(FlowKey, Endpoint)> {
+    let (src, dst, protocol) = match &d.net {
+        Net::Ipv4(_) | Net::Ipv6(_) => (d.net.src_addr()?, d.net.dst_addr()?, d.net.protocol()?),
+        _ => return None,
+    };
+    let (sport, dport) = match &d.transport {
+        Transport::Tcp(t) => (t.src_port, t.dst_port),
+        Transport::Udp(u) => (u.src_port, u.dst_port),
+        _ => (0, 0),
+    };
+    let circuit = Circuit {
+        interface: circuit_interface,
+        vlan: d.link.vlan_tags[..d.link.vlan_count.min(4) as usize]
+            .first()
+            .map(|t| t.vid),
+        dlci: d.link.frame_relay.as_ref().map(|f| f.dlci),
+    };
+    let a = Endpoint {
+        addr: src,
+        port: sport,
+    };
+    let b = Endpoint {
+        addr: dst,
+        port: dport,
+    };
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    Some((
+        FlowKey {
+            circuit,
+            protocol,
+            lo,
+            hi,
+        },
+        a,
+    ))
+}
+
+impl FlowTable {
+    pub fn new(timeouts: Timeouts) -> FlowTable {
+        FlowTable {
+            timeouts,
+            flows: HashMap::new(),
+            now: 0,
+            swept: 0,
+            skipped: Skipped::default(),
+        }
+    }
+
+    /// Flows alive now.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Adds a packet seen at `ts` (ns, in time order) on interface `interface`; flows that end
+    /// (idle, or at the active timeout) go to `out`.
+    pub fn add(
+        &mut self,
+        ts: u64,
+        interface: u32,
+        d: &Decoded<'_>,
+        mut out: impl FnMut(Flow, EndReason),
+    ) {
+        self.now = self.now.max(ts);
+        // Idle flows are looked for once per second of packet time: a flow ends at most a
+        // second after its idle timeout (the record's times are its packets').
+        if self.now.saturating_sub(self.swept) >= 1_000_000_000 {
+            self.sweep(&mut out);
+        }
+        let Some((key, src)) = key_of(interface, d) else {
+            self.skipped.not_ip += 1;
+            return;
+        };
+        let timeouts = self.timeouts;
+        if let Some(f) = self.flows.get(&key) {
+            let idle = ts.saturating_sub(f.last_ns()) >= timeouts.idle_ns;
+            let active = ts.saturating_sub(f.first_ns()) >= timeouts.active_ns;
+            if idle || active {
+                let f = self.flows.remove(&key).expect("looked up above");
+                let reason = if idle {
+                    EndReason::Idle
+                } else {
+                    EndReason::Active
+                };
+                let initiator = f.initiator;
+                out(f, reason);
+                if active && !idle {
+                    // The flow goes on: its next record keeps who began it, and its sequence
+                    // tracking.
+                    self.flows.insert(
+                        key,
+                        Flow {
+                            key,
+                            initiator,
+                            fwd: Direction::default(),
+                            rev: Direction::default(),
+                        },
+                    );
+                }
+            }
+        }
+        let flow = self.flows.entry(key).or_insert_with(|| Flow {
+            key,
+            initiator: src,
+            fwd: Direction::default(),
+            rev: Direction::default(),
+        });
+        let dir = if src == flow.initiator {
+            &mut flow.fwd
+        } else {
+            &mut flow.rev
+        };
+        dir.add(ts, d.wire_len);
+        if let Transport::Tcp(t) = &d.transport {
+            track_tcp(dir, t);
+        }
+    }
+
+    /// Ends the flows idle at the latest packet's time.
+    fn sweep(&mut self, out: &mut impl FnMut(Flow, EndReason)) {
+        self.swept = self.now;
+        let (now, idle) = (self.now, self.timeouts.idle_ns);
+        let mut ended: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| now.saturating_sub(f.last_ns()) >= idle)
+            .map(|(k, _)| *k)
+            .collect();
+        ended.sort_unstable_by_key(|k| self.flows[k].first_ns());
+        for k in ended {
+            let f = self.flows.remove(&k).expect("listed above");
+            out(f, EndReason::Idle);
+        }
+    }
+
+    /// The input has ended: every flow still alive, in order of its first packet.
+    pub fn finish(&mut self, mut out: impl FnMut(Flow, EndReason)) {
+        let mut rest: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        rest.sort_unstable_by_key(|f| (f.first_ns(), f.key));
+        for f in rest {
+            out(f, EndReason::End);
+        }
+    }
+}
+
+const SYN: u16 = 0x02;
+const FIN: u16 = 0x01;
+const ACK: u16 = 0x10;
+
+/// TCP flags, SYNs, and retransmissions by sequence tracking.
+fn track_tcp(dir: &mut Direction, t: &trawl_decode::decoded::Tcp<'_>) {
+    dir.tcp_flags |= t.flags;
+    if t.flags & SYN != 0 && t.flags & ACK == 0 {
+        dir.syns += 1;
+    }
+    // SYN and FIN take one sequence number each.
+    let len = t.payload_len + u32::from(t.flags & SYN != 0) + u32::from(t.flags & FIN != 0);
+    if len == 0 {
+        return;
+    }
+    let end = t.seq.wrapping_add(len);
+    match dir.next_seq {
+        // Ends at or before what was seen already: sent again.
+        Some(next) if seq_le(end, next) => dir.retransmissions += 1,
+        _ => dir.next_seq = Some(end),
+    }
+}
+
+/// `a <= b` in sequence-number space (RFC 1982 style, 32 bits).
+fn seq_le(a: u32, b: u32) -> bool {
+    (b.wrapping_sub(a) as i32) >= 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    /// An Ethernet/IPv4/TCP frame.
+    fn tcp(
+        src: [u8; 4],
+        sport: u16,
+        dst: [u8; 4],
+        dport: u16,
+        seq: u32,
+        flags: u8,
+        payload: usize,
+    ) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20 + payload];
+        f[12] = 0x08;
+        let ip = &mut f[14..];
+        ip[0] = 0x45;
+        let total = (20 + 20 + payload) as u16;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&src);
+        ip[16..20].copy_from_slice(&dst);
+        let t = &mut ip[20..];
+        t[0..2].copy_from_slice(&sport.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[4..8].copy_from_slice(&seq.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = flags;
+        f
+    }
+
+    /// An Ethernet/IPv4/UDP frame.
+    fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: usize) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 8 + payload];
+        f[12] = 0x08;
+        let ip = &mut f[14..];
+        ip[0] = 0x45;
+        let total = (20 + 8 + payload) as u16;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&src);
+        ip[16..20].copy_from_slice(&dst);
+        let u = &mut ip[20..];
+        u[0..2].copy_from_slice(&sport.to_be_bytes());
+        u[2..4].copy_from_slice(&dport.to_be_bytes());
+        u[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        f
+    }
+
+    fn run(table: &mut FlowTable, packets: &[(u64, Vec<u8>)]) -> Vec<(Flow, EndReason)> {
+        let mut out = Vec::new();
+        for (ts, frame) in packets {
+            let d = trawl_decode::decode(1, frame);
+            table.add(*ts, 0, &d, |f, r| out.push((f, r)));
+        }
+        table.finish(|f, r| out.push((f, r)));
+        out
+    }
+
+    const A: [u8; 4] = [10, 0, 0, 1];
+    const B: [u8; 4] = [10, 0, 0, 2];
+
+    #[test]
+    fn both_directions_make_one_flow_counted_per_direction() {
+        let mut t = FlowTable::new(Timeouts::default());
+        let flows = run(
+            &mut t,
+            &[
+                (S, tcp(B, 40000, A, 80, 100, 0x02, 0)),
+                (S + 1, tcp(A, 80, B, 40000, 500, 0x12, 0)),
+                (S + 2, tcp(B, 40000, A, 80, 101, 0x18, 10)),
+                (S + 3, udp(A, 53, B, 5353, 4)),
+            ],
+        );
+        assert_eq!(flows.len(), 2);
+        let (f, reason) = &flows[0];
+        assert_eq!(*reason, EndReason::End);
+        assert_eq!(
+            f.initiator.addr,
+            IpAddr::from(B),
+            "the first packet's sender"
+        );
+        assert_eq!(f.responder().port, 80);
+        assert_eq!((f.fwd.packets, f.rev.packets), (2, 1));
+        assert_eq!((f.fwd.bytes, f.rev.bytes), (54 + 64, 54));
+        assert_eq!((f.fwd.syns, f.rev.syns), (1, 0), "SYN/ACK is not a SYN");
+        assert_eq!(f.fwd.tcp_flags, 0x1a);
+        assert_eq!((f.first_ns(), f.last_ns()), (S, S + 2));
+        assert_eq!(flows[1].0.key.protocol, 17);
+    }
+
+    #[test]
+    fn data_sent_again_is_a_retransmission_and_new_data_is_not() {
+        let mut t = FlowTable::new(Timeouts::default());
+        let flows = run(
+            &mut t,
+            &[
+                (S, tcp(A, 1, B, 2, 1000, 0x02, 0)),
+                (S + 1, tcp(A, 1, B, 2, 1001, 0x10, 100)),
+                (S + 2, tcp(A, 1, B, 2, 1101, 0x10, 100)),
+                // The first segment again, then part of the second, then new data.
+                (S + 3, tcp(A, 1, B, 2, 1001, 0x10, 100)),
+                (S + 4, tcp(A, 1, B, 2, 1101, 0x10, 50)),
+                (S + 5, tcp(A, 1, B, 2, 1201, 0x10, 100)),
+                // A pure ACK repeats no data: not a retransmission.
+                (S + 6, tcp(A, 1, B, 2, 1301, 0x10, 0)),
+                // The SYN again.
+                (S + 7, tcp(A, 1, B, 2, 1000, 0x02, 0)),
+            ],
+        );
+        assert_eq!(flows[0].0.fwd.retransmissions, 3);
+        assert_eq!(flows[0].0.fwd.syns, 2);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut t = FlowTable::new(Timeouts::default());
+        let flows = run(
+            &mut t,
+            &[
+                (S, tcp(A, 1, B, 2, u32::MAX - 49, 0x10, 100)),
+                (S + 1, tcp(A, 1, B, 2, 50, 0x10, 100)),
+                (S + 2, tcp(A, 1, B, 2, u32::MAX - 49, 0x10, 100)),
+            ],
+        );
+        assert_eq!(flows[0].0.fwd.retransmissions, 1);
+    }
+
+    #[test]
+    fn idle_and_active_timeouts_end_records() {
+        let mut t = FlowTable::new(Timeouts {
+            idle_ns: 5 * S,
+            active_ns: 20 * S,
+        });
+        let mut packets = Vec::new();
+        // A flow with a packet every second for 30 s, and one that goes quiet after 1 s.
+        for i in 0..30 {
+            packets.push((S * (i + 1), udp(A, 1, B, 2, 10)));
+            if i < 2 {
+                packets.push((S * (i + 1) + 1, udp(A, 7, B, 8, 10)));
+            }
+        }
+        let flows = run(&mut t, &packets);
+        let summary: Vec<(u16, EndReason, u64)> = flows
+            .iter()
+            .map(|(f, r)| (f.initiator.port, *r, f.fwd.packets))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (7, EndReason::Idle, 2),
+                (1, EndReason::Active, 20),
+                (1, EndReason::End, 10)
+            ]
+        );
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn circuits_keep_flows_apart_and_non_ip_is_counted() {
+        let mut t = FlowTable::new(Timeouts::default());
+        let mut out = Vec::new();
+        let frame = udp(A, 1, B, 2, 10);
+        let d = trawl_decode::decode(1, &frame);
+        t.add(S, 0, &d, |f, _| out.push(f));
+        t.add(S, 1, &d, |f, _| out.push(f));
+        let mut arp = vec![0u8; 42];
+        arp[12] = 0x08;
+        arp[13] = 0x06;
+        t.add(S, 0, &trawl_decode::decode(1, &arp), |f, _| out.push(f));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.skipped.not_ip, 1);
+    }
+}
