@@ -229,6 +229,18 @@ pub struct Drops {
     pub spool: u64,
 }
 
+impl Drops {
+    /// The three counters from columns `first`, `first + 1` and `first + 2` of a row (kernel,
+    /// interface, spool).
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Drops> {
+        Ok(Drops {
+            kernel: from_sql(r.get(first)?),
+            interface: from_sql(r.get(first + 1)?),
+            spool: from_sql(r.get(first + 2)?),
+        })
+    }
+}
+
 /// A stream of a device in one epoch: the last batch stored.
 #[derive(Clone, Copy, Debug)]
 pub struct StreamRow {
@@ -488,11 +500,7 @@ impl Catalogue {
                 last_seen_ns: r.get::<_, Option<i64>>(4)?.map(from_sql),
                 packets: from_sql(r.get(5)?),
                 bytes: from_sql(r.get(6)?),
-                drops: Drops {
-                    kernel: from_sql(r.get(7)?),
-                    interface: from_sql(r.get(8)?),
-                    spool: from_sql(r.get(9)?),
-                },
+                drops: Drops::from_row(r, 7)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -612,11 +620,7 @@ impl Catalogue {
                 packets: from_sql(r.get(6)?),
                 bytes: from_sql(r.get(7)?),
                 stored_bytes: from_sql(r.get(8)?),
-                drops: Drops {
-                    kernel: from_sql(r.get(9)?),
-                    interface: from_sql(r.get(10)?),
-                    spool: from_sql(r.get(11)?),
-                },
+                drops: Drops::from_row(r, 9)?,
                 closed: r.get(12)?,
             })
         })?;

@@ -81,11 +81,7 @@ impl Catalogue {
                     last_seq: from_sql(r.get(3)?),
                     packets: from_sql(r.get(4)?),
                     bytes: from_sql(r.get(5)?),
-                    drops: Drops {
-                        kernel: from_sql(r.get(6)?),
-                        interface: from_sql(r.get(7)?),
-                        spool: from_sql(r.get(8)?),
-                    },
+                    drops: Drops::from_row(r, 6)?,
                 },
             ))
         })?;

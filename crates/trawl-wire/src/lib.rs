@@ -171,6 +171,16 @@ impl<'a> Batch<'a> {
     }
 }
 
+impl<'a> Batch<'a> {
+    /// A batch already checked by [`parse`](Self::parse) (one the server stored): its header
+    /// and body, without reading the body again. `None` if it is not even shaped like a batch.
+    pub fn split(bytes: &'a [u8]) -> Option<Batch<'a>> {
+        let header = read_header(bytes)?;
+        let body = bytes.get(stated_header_len(bytes)?..)?;
+        Some(Batch { header, body })
+    }
+}
+
 /// Reads the body and compares what it holds with what the header states.
 fn check_body(h: &BatchHeader, body: &[u8]) -> Result<(), WireError> {
     let body_err = |e: trawl_pcap::Error| WireError::Body(e.to_string());
@@ -455,6 +465,14 @@ mod tests {
         let mut r = CaptureReader::new(b.body).unwrap();
         assert_eq!(r.next_packet().unwrap().unwrap().orig_len, 60);
         assert_eq!(r.interfaces()[0].name(), Some("eth0"));
+    }
+
+    #[test]
+    fn a_checked_batch_splits_into_the_same_header_and_body() {
+        let bytes = sample(5, 4);
+        let (checked, split) = (Batch::parse(&bytes).unwrap(), Batch::split(&bytes).unwrap());
+        assert_eq!((checked.header, checked.body), (split.header, split.body));
+        assert!(Batch::split(&bytes[..50]).is_none());
     }
 
     #[test]

@@ -40,3 +40,27 @@ pub fn render(titles: &[&str], right: &[bool], rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+/// A listing's answer: printed whole as JSON with `--json` (then `None`), else the array under
+/// `key` — `None` too, after saying `empty` on standard error, when it holds nothing.
+pub fn listed<'a>(
+    answer: &'a serde_json::Value,
+    key: &str,
+    json: bool,
+    empty: &str,
+) -> anyhow::Result<Option<&'a Vec<serde_json::Value>>> {
+    use anyhow::Context;
+    if json {
+        println!("{}", serde_json::to_string_pretty(answer)?);
+        return Ok(None);
+    }
+    let list = answer
+        .get(key)
+        .and_then(serde_json::Value::as_array)
+        .with_context(|| format!("the answer has no {key:?} list"))?;
+    if list.is_empty() {
+        eprintln!("{empty}");
+        return Ok(None);
+    }
+    Ok(Some(list))
+}

@@ -99,17 +99,7 @@ impl Lab {
 
         let dir = tempfile::tempdir().expect("a temporary directory");
         let data = dir.path().join("data");
-        let mut server = Server::start_in(&srv, &data, &format!("0.0.0.0:{PORT}"));
-        let banner = server.banner();
-        let token = banner
-            .admin_token
-            .unwrap_or_else(|| panic!("no admin token on first start:\n{}", banner.text));
-        let api = AdminApi {
-            ns: Some(srv.name.clone()),
-            url: format!("https://127.0.0.1:{PORT}"),
-            cert: data.join("tls/cert.pem"),
-            token,
-        };
+        let (server, banner, api) = AdminApi::first_start_in(&srv, &data, PORT);
         let lab = Lab {
             server: Some(server),
             api,

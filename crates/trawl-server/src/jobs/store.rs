@@ -431,11 +431,7 @@ impl Catalogue {
                 stored: Counts {
                     packets: from_sql(r.get(16)?),
                     bytes: from_sql(r.get(17)?),
-                    drops: Drops {
-                        kernel: from_sql(r.get(18)?),
-                        interface: from_sql(r.get(19)?),
-                        spool: from_sql(r.get(20)?),
-                    },
+                    drops: Drops::from_row(r, 18)?,
                 },
             })
         })?;

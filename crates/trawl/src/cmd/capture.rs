@@ -327,18 +327,10 @@ fn list(args: ListArgs) -> Result<()> {
     let client = args.server.connect()?;
     let limit = args.limit.to_string();
     let answer = client.get_json("api/v1/jobs", &[("limit", &limit)])?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+    let Some(jobs) = crate::table::listed(&answer, "jobs", args.json, "no capture jobs yet")?
+    else {
         return Ok(());
-    }
-    let jobs = answer
-        .get("jobs")
-        .and_then(Value::as_array)
-        .context("the answer has no \"jobs\" list")?;
-    if jobs.is_empty() {
-        eprintln!("no capture jobs yet");
-        return Ok(());
-    }
+    };
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {

@@ -234,18 +234,10 @@ fn list(args: ListArgs) -> Result<()> {
         }
     }
     let answer = client.json(Method::GET, "api/v1/captures", &query, Payload::None)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+    let Some(captures) = crate::table::listed(&answer, "captures", args.json, "no captures")?
+    else {
         return Ok(());
-    }
-    let captures = answer
-        .get("captures")
-        .and_then(Value::as_array)
-        .context("the answer has no \"captures\" list")?;
-    if captures.is_empty() {
-        eprintln!("no captures");
-        return Ok(());
-    }
+    };
     print!("{}", table(captures));
     Ok(())
 }

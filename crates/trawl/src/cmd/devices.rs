@@ -34,18 +34,11 @@ pub fn run(args: Args) -> Result<()> {
     let text = resp.text().context("reading the device list")?;
     let answer: Value = serde_json::from_str(&text)
         .with_context(|| format!("the device list is not JSON: {:.200}", text))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+    let Some(devices) =
+        crate::table::listed(&answer, "devices", args.json, "no devices enrolled yet")?
+    else {
         return Ok(());
-    }
-    let devices = answer
-        .get("devices")
-        .and_then(Value::as_array)
-        .context("the answer has no \"devices\" list")?;
-    if devices.is_empty() {
-        eprintln!("no devices enrolled yet");
-        return Ok(());
-    }
+    };
     print!("{}", table(devices));
     Ok(())
 }

@@ -183,6 +183,25 @@ pub struct DropsRow {
 }
 
 impl AdminApi {
+    /// The first start of a server in `ns` on `0.0.0.0:PORT` with its data in `data`: the
+    /// server, its banner, and the admin API as an operator in that namespace reaches it (the
+    /// token the banner printed).
+    pub fn first_start_in(ns: &Netns, data: &Path, port: u16) -> (Server, Banner, AdminApi) {
+        let mut server = Server::start_in(ns, data, &format!("0.0.0.0:{port}"));
+        let banner = server.banner();
+        let token = banner
+            .admin_token
+            .clone()
+            .unwrap_or_else(|| panic!("no admin token on first start:\n{}", banner.text));
+        let api = AdminApi {
+            ns: Some(ns.name.clone()),
+            url: format!("https://127.0.0.1:{port}"),
+            cert: data.join("tls/cert.pem"),
+            token,
+        };
+        (server, banner, api)
+    }
+
     /// `GET /api/v1/devices`; Err when the server cannot be reached or answers other than 200.
     pub fn devices(&self) -> Result<Vec<DeviceRow>, String> {
         let mut cmd = match &self.ns {
