@@ -144,6 +144,19 @@ impl Default for Timeouts {
     }
 }
 
+/// What [`FlowTable::add`] found out about one packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// It began a flow (or a new record of one after an idle timeout).
+    pub new_flow: bool,
+    /// It went from the flow's initiator (else towards it).
+    pub forward: bool,
+    /// A TCP segment with SYN and without ACK.
+    pub syn: bool,
+    /// A TCP segment found to be a retransmission.
+    pub retransmission: bool,
+}
+
 /// Packets that made no flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Skipped {
@@ -221,14 +234,15 @@ impl FlowTable {
     }
 
     /// Adds a packet seen at `ts` (ns, in time order) on interface `interface`; flows that end
-    /// (idle, or at the active timeout) go to `out`.
+    /// (idle, or at the active timeout) go to `out`. Says what the packet was to its flow, or
+    /// `None` when it is not IP (counted in [`FlowTable::skipped`]).
     pub fn add(
         &mut self,
         ts: u64,
         interface: u32,
         d: &Decoded<'_>,
         mut out: impl FnMut(Flow, EndReason),
-    ) {
+    ) -> Option<Seen> {
         self.now = self.now.max(ts);
         // Idle flows are looked for once per second of packet time: a flow ends at most a
         // second after its idle timeout (the record's times are its packets').
@@ -237,7 +251,7 @@ impl FlowTable {
         }
         let Some((key, src)) = key_of(interface, d) else {
             self.skipped.not_ip += 1;
-            return;
+            return None;
         };
         let timeouts = self.timeouts;
         if let Some(f) = self.flows.get(&key) {
@@ -267,21 +281,27 @@ impl FlowTable {
                 }
             }
         }
-        let flow = self.flows.entry(key).or_insert_with(|| Flow {
-            key,
-            initiator: src,
-            fwd: Direction::default(),
-            rev: Direction::default(),
+        let mut seen = Seen::default();
+        let flow = self.flows.entry(key).or_insert_with(|| {
+            seen.new_flow = true;
+            Flow {
+                key,
+                initiator: src,
+                fwd: Direction::default(),
+                rev: Direction::default(),
+            }
         });
-        let dir = if src == flow.initiator {
+        seen.forward = src == flow.initiator;
+        let dir = if seen.forward {
             &mut flow.fwd
         } else {
             &mut flow.rev
         };
         dir.add(ts, d.wire_len);
         if let Transport::Tcp(t) = &d.transport {
-            track_tcp(dir, t);
+            (seen.syn, seen.retransmission) = track_tcp(dir, t);
         }
+        Some(seen)
     }
 
     /// Ends the flows idle at the latest packet's time.
@@ -315,22 +335,29 @@ const SYN: u16 = 0x02;
 const FIN: u16 = 0x01;
 const ACK: u16 = 0x10;
 
-/// TCP flags, SYNs, and retransmissions by sequence tracking.
-fn track_tcp(dir: &mut Direction, t: &trawl_decode::decoded::Tcp<'_>) {
+/// TCP flags, SYNs, and retransmissions by sequence tracking: (a SYN, a retransmission).
+fn track_tcp(dir: &mut Direction, t: &trawl_decode::decoded::Tcp<'_>) -> (bool, bool) {
     dir.tcp_flags |= t.flags;
-    if t.flags & SYN != 0 && t.flags & ACK == 0 {
+    let syn = t.flags & SYN != 0 && t.flags & ACK == 0;
+    if syn {
         dir.syns += 1;
     }
     // SYN and FIN take one sequence number each.
     let len = t.payload_len + u32::from(t.flags & SYN != 0) + u32::from(t.flags & FIN != 0);
     if len == 0 {
-        return;
+        return (syn, false);
     }
     let end = t.seq.wrapping_add(len);
     match dir.next_seq {
         // Ends at or before what was seen already: sent again.
-        Some(next) if seq_le(end, next) => dir.retransmissions += 1,
-        _ => dir.next_seq = Some(end),
+        Some(next) if seq_le(end, next) => {
+            dir.retransmissions += 1;
+            (syn, true)
+        }
+        _ => {
+            dir.next_seq = Some(end);
+            (syn, false)
+        }
     }
 }
 
