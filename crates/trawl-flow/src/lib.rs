@@ -89,6 +89,8 @@ pub enum EndReason {
     Active,
     /// The input ended.
     End,
+    /// Snapshot mode: the flow's counters during one interval, `[start_ns, end_ns)`.
+    Snapshot { start_ns: u64, end_ns: u64 },
 }
 
 /// A flow, or the part of it one record covers.
@@ -164,9 +166,18 @@ pub struct Skipped {
     pub not_ip: u64,
 }
 
+/// Snapshot mode: the flows' counters over the current interval.
+struct Snapshots {
+    interval_ns: u64,
+    /// Start of the current interval (a multiple of the interval).
+    start_ns: u64,
+    flows: HashMap<FlowKey, Flow>,
+}
+
 /// The flows alive, and the rules that end them.
 pub struct FlowTable {
     timeouts: Timeouts,
+    snapshots: Option<Snapshots>,
     flows: HashMap<FlowKey, Flow>,
     /// Time of the latest packet.
     now: u64,
@@ -217,11 +228,27 @@ impl FlowTable {
     pub fn new(timeouts: Timeouts) -> FlowTable {
         FlowTable {
             timeouts,
+            snapshots: None,
             flows: HashMap::new(),
             now: 0,
             swept: 0,
             skipped: Skipped::default(),
         }
+    }
+
+    /// Snapshot mode: instead of one record per flow, the counters of every flow that had
+    /// packets in each interval of `interval_ns` (intervals aligned to multiples of it), handed
+    /// out when the interval is over ([`EndReason::Snapshot`]). Flows still end on the timeouts
+    /// (which only matters for who began them and their sequence tracking); their records are
+    /// the snapshots.
+    pub fn with_snapshots(timeouts: Timeouts, interval_ns: u64) -> FlowTable {
+        let mut t = FlowTable::new(timeouts);
+        t.snapshots = Some(Snapshots {
+            interval_ns: interval_ns.max(1),
+            start_ns: 0,
+            flows: HashMap::new(),
+        });
+        t
     }
 
     /// Flows alive now.
@@ -237,6 +264,45 @@ impl FlowTable {
     /// (idle, or at the active timeout) go to `out`. Says what the packet was to its flow, or
     /// `None` when it is not IP (counted in [`FlowTable::skipped`]).
     pub fn add(
+        &mut self,
+        ts: u64,
+        interface: u32,
+        d: &Decoded<'_>,
+        mut out: impl FnMut(Flow, EndReason),
+    ) -> Option<Seen> {
+        if let Some(snap) = self.snapshots.as_mut() {
+            if ts >= snap.start_ns + snap.interval_ns {
+                snap.emit(&mut out);
+                snap.start_ns = ts - ts % snap.interval_ns;
+            }
+            // The flows' own records are replaced by the snapshots.
+            let seen = self.add_flow(ts, interface, d, |_, _| {})?;
+            let snap = self.snapshots.as_mut().expect("snapshot mode");
+            let (key, src) = key_of(interface, d).expect("an IP packet: add_flow said so");
+            let initiator = self.flows[&key].initiator;
+            let flow = snap.flows.entry(key).or_insert_with(|| Flow {
+                key,
+                initiator,
+                fwd: Direction::default(),
+                rev: Direction::default(),
+            });
+            let dir = if src == flow.initiator {
+                &mut flow.fwd
+            } else {
+                &mut flow.rev
+            };
+            dir.add(ts, d.wire_len);
+            if let Transport::Tcp(t) = &d.transport {
+                dir.tcp_flags |= t.flags;
+            }
+            dir.syns += u64::from(seen.syn);
+            dir.retransmissions += u64::from(seen.retransmission);
+            return Some(seen);
+        }
+        self.add_flow(ts, interface, d, out)
+    }
+
+    fn add_flow(
         &mut self,
         ts: u64,
         interface: u32,
@@ -321,12 +387,33 @@ impl FlowTable {
         }
     }
 
-    /// The input has ended: every flow still alive, in order of its first packet.
+    /// The input has ended: every flow still alive, in order of its first packet (in snapshot
+    /// mode, the last interval's snapshots).
     pub fn finish(&mut self, mut out: impl FnMut(Flow, EndReason)) {
+        if let Some(snap) = self.snapshots.as_mut() {
+            snap.emit(&mut out);
+            self.flows.clear();
+            return;
+        }
         let mut rest: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         rest.sort_unstable_by_key(|f| (f.first_ns(), f.key));
         for f in rest {
             out(f, EndReason::End);
+        }
+    }
+}
+
+impl Snapshots {
+    /// Hands out the current interval's flows, in order of their first packet in it.
+    fn emit(&mut self, out: &mut impl FnMut(Flow, EndReason)) {
+        let reason = EndReason::Snapshot {
+            start_ns: self.start_ns,
+            end_ns: self.start_ns + self.interval_ns,
+        };
+        let mut flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        flows.sort_unstable_by_key(|f| (f.first_ns(), f.key));
+        for f in flows {
+            out(f, reason);
         }
     }
 }
@@ -527,6 +614,47 @@ mod tests {
             ]
         );
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn snapshots_count_each_interval_and_keep_sequence_tracking() {
+        const MS: u64 = 1_000_000;
+        let mut t = FlowTable::with_snapshots(Timeouts::default(), 100 * MS);
+        let flows = run(
+            &mut t,
+            &[
+                (S + 10 * MS, tcp(A, 1, B, 2, 1000, 0x02, 0)),
+                (S + 20 * MS, tcp(B, 2, A, 1, 9, 0x12, 0)),
+                (S + 30 * MS, udp(A, 5, B, 6, 10)),
+                // Nothing in the second interval; data, then the same data again in the third.
+                (S + 210 * MS, tcp(A, 1, B, 2, 1001, 0x18, 100)),
+                (S + 250 * MS, tcp(A, 1, B, 2, 1001, 0x18, 100)),
+                (S + 299 * MS, tcp(B, 2, A, 1, 10, 0x10, 0)),
+            ],
+        );
+        let got: Vec<(u64, u16, u64, u64, u64, u64)> = flows
+            .iter()
+            .map(|(f, r)| {
+                let EndReason::Snapshot { start_ns, end_ns } = *r else {
+                    panic!("not a snapshot: {r:?}")
+                };
+                assert_eq!(end_ns - start_ns, 100 * MS);
+                (
+                    (start_ns - S) / MS,
+                    f.initiator.port,
+                    f.fwd.packets,
+                    f.rev.packets,
+                    f.fwd.retransmissions,
+                    f.fwd.syns,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [(0, 1, 1, 1, 0, 1), (0, 5, 1, 0, 0, 0), (200, 1, 2, 1, 1, 0)],
+            "the third interval's flow keeps its initiator and knows the repeat"
+        );
+        assert_eq!(flows[2].0.fwd.bytes, 2 * 154);
     }
 
     #[test]
