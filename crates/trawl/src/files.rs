@@ -350,3 +350,86 @@ pub fn report(warnings: Vec<anyhow::Error>) {
     }
     std::process::exit(2);
 }
+
+/// The packets of several captures in time order (`trawl_merge::Order`; on equal times the
+/// later-named file first, as mergecap), for commands that analyse traffic seen in several places
+/// — the two directions of a line, or several taps.
+pub struct TimeOrdered {
+    pub inputs: Vec<Input>,
+    order: trawl_merge::Order,
+    /// The input whose packet is current: it moves on at the next `advance`.
+    current: Option<usize>,
+    /// Inputs cut short (see [`report`]).
+    pub warnings: Vec<anyhow::Error>,
+}
+
+impl TimeOrdered {
+    pub fn open(paths: &[PathBuf]) -> Result<TimeOrdered> {
+        TimeOrdered::new(open_all(paths)?)
+    }
+
+    pub fn new(inputs: Vec<Input>) -> Result<TimeOrdered> {
+        let mut t = TimeOrdered {
+            inputs,
+            order: trawl_merge::Order::new(),
+            current: None,
+            warnings: Vec::new(),
+        };
+        for n in 0..t.inputs.len() {
+            t.queue(n)?;
+        }
+        Ok(t)
+    }
+
+    fn queue(&mut self, n: usize) -> Result<()> {
+        if self.inputs[n].next(&mut self.warnings)? {
+            let ts = self.inputs[n].reader.current().expect("current").ts;
+            self.order.push(ts.as_nanos(), u64::MAX - n as u64, n);
+        }
+        Ok(())
+    }
+
+    /// Moves to the next packet in time order; false at the end of every input.
+    pub fn advance(&mut self) -> Result<bool> {
+        if let Some(n) = self.current.take() {
+            self.queue(n)?;
+        }
+        self.current = self.order.pop();
+        Ok(self.current.is_some())
+    }
+
+    /// The current packet and the number of the input it is from.
+    pub fn current(&self) -> Option<(usize, Packet<'_>)> {
+        let n = self.current?;
+        Some((n, self.inputs[n].reader.current()?))
+    }
+
+    /// Bytes read of all inputs, for progress.
+    pub fn position(&self) -> u64 {
+        self.inputs.iter().map(|i| i.reader.offset()).sum()
+    }
+
+    pub fn total_size(&self) -> u64 {
+        self.inputs.iter().map(|i| i.size).sum()
+    }
+
+    /// A name for interface `interface` of input `n`: its pcapng name if it has one, else the
+    /// file's name, with `#interface` when the file has several.
+    pub fn interface_name(&self, n: usize, interface: u32) -> String {
+        let input = &self.inputs[n];
+        let ifaces = input.reader.interfaces();
+        if let Some(name) = ifaces.get(interface as usize).and_then(|i| i.name()) {
+            return name.to_string();
+        }
+        let file = input
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| input.path.display().to_string());
+        if ifaces.len() > 1 {
+            format!("{file}#{interface}")
+        } else {
+            file
+        }
+    }
+}

@@ -5,8 +5,10 @@ mod client;
 mod cmd;
 mod files;
 mod filter;
+mod flows;
 mod pipe;
 mod progress;
+mod source;
 mod table;
 mod timespec;
 
@@ -24,6 +26,7 @@ Examples:
   trawl slice --from +10s --to +20s -o part.pcapng capture.pcap
   trawl merge --dedup -o both.pcapng tap-a.pcap tap-b.pcap
   trawl cat -o day.pcapng 09h.pcap 10h.pcap 11h.pcap
+  trawl flows --snapshot 100ms capture.pcap         flow records (JSON lines, CSV, ES bulk)
   trawl demo                                        a tour on a generated capture
   trawl server --data ./trawl-data                  the central server (HTTPS on port 8443)
   trawl org create acme --data ./trawl-data         another organisation and its admin token
@@ -60,6 +63,9 @@ enum Command {
     Cat(cmd::cat::Args),
     /// Summarise captures: packets, bytes, times, link types, rates.
     Info(cmd::info::Args),
+    /// Flows in captures: per conversation, or every interval (snapshot flows); JSON lines,
+    /// CSV or Elasticsearch bulk.
+    Flows(cmd::flows::Args),
     /// Generate a synthetic capture (benchmarks, demos).
     Gen(cmd::generate::Args),
     /// A short tour of the offline tools on a generated capture.
@@ -101,6 +107,7 @@ fn main() {
         Command::Slice(a) => cmd::slice::run(a),
         Command::Cat(a) => cmd::cat::run(a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Flows(a) => cmd::flows::run(a),
         Command::Gen(a) => cmd::generate::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Server(a) => cmd::server::run(a),

@@ -4,6 +4,7 @@ pub mod captures;
 pub mod cat;
 pub mod demo;
 pub mod devices;
+pub mod flows;
 pub mod generate;
 pub mod info;
 pub mod merge;

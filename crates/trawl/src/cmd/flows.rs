@@ -1,0 +1,183 @@
+//! `trawl flows`: the flows in captures — one record per bidirectional conversation, or its
+//! counters every interval (snapshot flows) — as JSON lines, CSV or Elasticsearch bulk NDJSON.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use trawl_flow::{FlowTable, Timeouts};
+
+use crate::files::{self, TimeOrdered, create_output};
+use crate::filter::{self, Filter};
+use crate::flows::record::{Format, Record, Writer};
+use crate::progress::Progress;
+use crate::source::SourceArgs;
+use crate::timespec::parse_duration;
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  trawl flows capture.pcap
+      one JSON line per flow: interface, VLAN, DLCI, protocol, src/dst address and port,
+      packets and bytes each way, TCP flags, SYNs, retransmissions, first and last time
+  trawl flows --snapshot -o snap.jsonl capture.pcapng
+      every flow's counters in each 100 ms interval (snapshot flows): bandwidth over time
+  trawl flows --format csv -f 'tcp' wan-in.pcap wan-out.pcap > flows.csv
+      both directions of a line, in time order, TCP only, as CSV
+  trawl flows --format es-bulk -o bulk.ndjson capture.pcap
+  curl -H 'Content-Type: application/x-ndjson' --data-binary @bulk.ndjson localhost:9200/_bulk
+      Elasticsearch bulk requests ready for curl
+  trawl flows --device gw-17 --device gw-18 --from '2024-03-01 12:00' --to '2024-03-01 12:15'
+      the flows in a server's stored packets of two devices over a quarter of an hour (server
+      and credentials as for trawl pull: TRAWL_SERVER, TRAWL_TOKEN, TRAWL_CA)
+
+A flow is keyed by where it was seen (interface, outer VLAN, Frame Relay DLCI), the IP protocol,
+and its two addresses and ports; both directions are one flow. `src` sent its first packet.
+Bytes are lengths on the wire (as tshark's conversations count them). A retransmission is a TCP
+segment carrying data (or SYN/FIN) that ends at or before the highest sequence number already
+seen that way. A flow's record is written when it has been idle for --idle-timeout, when it has
+lasted --active-timeout (it goes on in a new record), or at the end of the input. Several files
+are read in time order, as one capture. Packets that are not IPv4 or IPv6 make no flow; they are
+counted in the summary on standard error (--json for a JSON summary).")]
+pub struct Args {
+    /// Keep only packets that pass this tcpdump filter expression.
+    #[arg(short, long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Snapshot flows: each flow's counters over every interval (aligned to multiples of it).
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "100ms")]
+    pub snapshot: Option<String>,
+    /// Output form.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: Format,
+    /// Output file, or `-` for standard output.
+    #[arg(short, long, default_value = "-")]
+    pub output: PathBuf,
+    /// A flow without packets for this long ends.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub idle_timeout: String,
+    /// A flow that has lasted this long is written, and goes on in a new record.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub active_timeout: String,
+    /// The Elasticsearch index named in the bulk form's actions.
+    #[arg(long, value_name = "NAME", default_value = "trawl-flows")]
+    pub es_index: String,
+    /// Print the summary (flows, packets, what made no flow) as JSON on standard error.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// What a run did.
+#[derive(Serialize, Debug, Default)]
+pub struct Summary {
+    pub packets: u64,
+    /// Packets the filter kept that were not IP.
+    pub not_ip: u64,
+    pub records: u64,
+}
+
+fn duration(flag: &str, s: &str) -> Result<u64> {
+    let ns = parse_duration(s).with_context(|| format!("--{flag}"))?;
+    if ns == 0 {
+        bail!("--{flag}: must be more than zero");
+    }
+    Ok(ns)
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let timeouts = Timeouts {
+        idle_ns: duration("idle-timeout", &args.idle_timeout)?,
+        active_ns: duration("active-timeout", &args.active_timeout)?,
+    };
+    let mut table = match &args.snapshot {
+        Some(interval) => FlowTable::with_snapshots(timeouts, duration("snapshot", interval)?),
+        None => FlowTable::new(timeouts),
+    };
+    let mut filter = Filter::from_option(args.filter.as_deref())?;
+    let mut input = args.source.open()?;
+    let (out, partial) = create_output(&args.output)?;
+    let mut writer = Writer::new(out, args.format, &args.es_index)?;
+    let mut progress = Progress::new(input.total_size(), "flows");
+    let mut names = Names::default();
+    let mut summary = Summary::default();
+    let mut failed: Option<std::io::Error> = None;
+    while input.advance()? {
+        let (n, p) = input.current().expect("advanced");
+        progress.tick(|| input.position());
+        if !filter::keep(&mut filter, p.link_type, p.data, p.orig_len)? {
+            continue;
+        }
+        summary.packets += 1;
+        let circuit = Names::circuit(n, p.interface);
+        let d = trawl_decode::decode_with_wire_len(p.link_type, p.data, p.orig_len);
+        table.add(p.ts.as_nanos(), circuit, &d, |f, reason| {
+            if failed.is_some() {
+                return;
+            }
+            let r = Record::new(&f, reason, names.get(&input, f.key.circuit.interface));
+            summary.records += 1;
+            if let Err(e) = writer.write(&r) {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed.take() {
+            return write_failed(e);
+        }
+    }
+    table.finish(|f, reason| {
+        if failed.is_none() {
+            let r = Record::new(&f, reason, names.get(&input, f.key.circuit.interface));
+            summary.records += 1;
+            failed = writer.write(&r).err();
+        }
+    });
+    if let Some(e) = failed {
+        return write_failed(e);
+    }
+    progress.finish();
+    summary.not_ip = table.skipped.not_ip;
+    if let Err(e) = writer.into_inner().flush() {
+        return write_failed(e);
+    }
+    if let Some(p) = partial {
+        p.commit()?;
+    }
+    if args.json {
+        eprintln!("{}", serde_json::to_string(&summary)?);
+    } else {
+        eprintln!(
+            "{} flow records from {} packets ({} not IP)",
+            summary.records, summary.packets, summary.not_ip
+        );
+    }
+    files::report(std::mem::take(&mut input.warnings));
+    Ok(())
+}
+
+/// A reader that stopped reading (`trawl flows … | head`) ends the command quietly.
+fn write_failed(e: std::io::Error) -> Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return Ok(());
+    }
+    Err(e).context("writing flow records")
+}
+
+/// Interface names by the flow engine's circuit number (input and interface in one `u32`).
+#[derive(Default)]
+struct Names(HashMap<u32, String>);
+
+impl Names {
+    fn circuit(input: usize, interface: u32) -> u32 {
+        ((input as u32) << 16) | (interface & 0xffff)
+    }
+
+    fn get(&mut self, inputs: &TimeOrdered, circuit: u32) -> String {
+        self.0
+            .entry(circuit)
+            .or_insert_with(|| inputs.interface_name((circuit >> 16) as usize, circuit & 0xffff))
+            .clone()
+    }
+}
