@@ -263,5 +263,5 @@ fn csv_line(out: &mut Vec<u8>, r: &Record) -> io::Result<()> {
         r.rev_retransmissions,
         r.reason
     )?;
-    write!(out, "{},{}\n", opt(&r.interval_start), opt(&r.interval_end))
+    writeln!(out, "{},{}", opt(&r.interval_start), opt(&r.interval_end))
 }
