@@ -3,7 +3,8 @@
 # libpcap-dev (the filter compiler), and the reference tools the tests compare against
 # (tcpdump, tshark, capinfos/mergecap/editcap from wireshark-common, tcprewrite from tcpreplay,
 # zstd); iproute2 for the network-namespace tests; iputils-ping, dnsutils (dig) and curl for the
-# end-to-end tests (crates/trawl/tests/streaming.rs); with --bench, hyperfine, time and python3
+# end-to-end tests (crates/trawl/tests/streaming.rs); nfcapd and nfdump from nfdump for the
+# IPFIX export test (crates/trawl/tests/ipfix.rs); with --bench, hyperfine, time and python3
 # (the benchmarks' helpers).
 # Safe to run again.
 set -euo pipefail
@@ -18,6 +19,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v dig >/dev/null || need+=(dnsutils)
 command -v curl >/dev/null || need+=(curl)
+command -v nfcapd >/dev/null || need+=(nfdump)
 command -v cc >/dev/null || need+=(gcc)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ "${1:-}" = "--bench" ]; then

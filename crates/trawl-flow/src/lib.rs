@@ -18,6 +18,8 @@
 //!
 //! Pure: decoded packets in, flow records out; no I/O, no clock (times are the packets').
 
+pub mod ipfix;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use trawl_flow::{FlowTable, Timeouts};
+use trawl_flow::{EndReason, Flow, FlowTable, Timeouts};
 
 use crate::files::{self, TimeOrdered, create_output};
 use crate::filter::{self, Filter};
+use crate::flows::ipfix::{IpfixExporter, IpfixOptions, IpfixSummary};
 use crate::flows::record::{Format, Record, Writer};
 use crate::progress::Progress;
 use crate::source::SourceArgs;
@@ -29,6 +30,8 @@ Examples:
   trawl flows --format es-bulk -o bulk.ndjson capture.pcap
   curl -H 'Content-Type: application/x-ndjson' --data-binary @bulk.ndjson localhost:9200/_bulk
       Elasticsearch bulk requests ready for curl
+  trawl flows --ipfix 127.0.0.1:2055 capture.pcap
+      export to an IPFIX collector (nfcapd -p 2055 …), paced (--ipfix-rate)
   trawl flows --device gw-17 --device gw-18 --from '2024-03-01 12:00' --to '2024-03-01 12:15'
       the flows in a server's stored packets of two devices over a quarter of an hour (server
       and credentials as for trawl pull: TRAWL_SERVER, TRAWL_TOKEN, TRAWL_CA)
@@ -51,9 +54,18 @@ pub struct Args {
     /// Output form.
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: Format,
-    /// Output file, or `-` for standard output.
-    #[arg(short, long, default_value = "-")]
-    pub output: PathBuf,
+    /// Output file, or `-` for standard output (the default, unless the records go to
+    /// --ipfix or --es).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Export the records to an IPFIX collector (UDP), e.g. nfcapd: one IPFIX record per
+    /// direction of a flow.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ipfix: Option<String>,
+    /// IPFIX messages (datagrams) per second at most: a collector's socket buffer overflows if
+    /// sent faster than it reads (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = crate::flows::ipfix::DEFAULT_RATE, requires = "ipfix")]
+    pub ipfix_rate: u32,
     /// A flow without packets for this long ends.
     #[arg(long, value_name = "DURATION", default_value = "15s")]
     pub idle_timeout: String,
@@ -77,6 +89,39 @@ pub struct Summary {
     /// Packets the filter kept that were not IP.
     pub not_ip: u64,
     pub records: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipfix: Option<IpfixSummary>,
+}
+
+/// Where the records go: a file (or standard output), an IPFIX collector.
+struct Sinks {
+    writer: Option<Writer<Box<dyn Write>>>,
+    ipfix: Option<IpfixExporter>,
+    names: Names,
+    records: u64,
+    /// The first failure: records stop there and the command fails.
+    failed: Option<anyhow::Error>,
+}
+
+impl Sinks {
+    fn record(&mut self, inputs: &TimeOrdered, f: &Flow, reason: EndReason) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.records += 1;
+        if let Some(w) = self.writer.as_mut() {
+            let r = Record::new(f, reason, self.names.get(inputs, f.key.circuit.interface));
+            if let Err(e) = w.write(&r) {
+                self.failed = Some(e.into());
+                return;
+            }
+        }
+        if let Some(x) = self.ipfix.as_mut()
+            && let Err(e) = x.flow(f)
+        {
+            self.failed = Some(e);
+        }
+    }
 }
 
 fn duration(flag: &str, s: &str) -> Result<u64> {
@@ -98,12 +143,38 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut filter = Filter::from_option(args.filter.as_deref())?;
     let mut input = args.source.open()?;
-    let (out, partial) = create_output(&args.output)?;
-    let mut writer = Writer::new(out, args.format, &args.es_index)?;
+    let to_file = args
+        .output
+        .clone()
+        .or_else(|| args.ipfix.is_none().then(|| PathBuf::from("-")));
+    let mut partial = None;
+    let writer = match &to_file {
+        Some(path) => {
+            let (out, p) = create_output(path)?;
+            partial = p;
+            Some(Writer::new(out, args.format, &args.es_index)?)
+        }
+        None => None,
+    };
+    let ipfix = match &args.ipfix {
+        Some(target) => Some(IpfixExporter::connect_with(
+            target,
+            IpfixOptions {
+                rate: args.ipfix_rate,
+                ..IpfixOptions::default()
+            },
+        )?),
+        None => None,
+    };
+    let mut sinks = Sinks {
+        writer,
+        ipfix,
+        names: Names::default(),
+        records: 0,
+        failed: None,
+    };
     let mut progress = Progress::new(input.total_size(), "flows");
-    let mut names = Names::default();
     let mut summary = Summary::default();
-    let mut failed: Option<std::io::Error> = None;
     while input.advance()? {
         let (n, p) = input.current().expect("advanced");
         progress.tick(|| input.position());
@@ -114,36 +185,29 @@ pub fn run(args: Args) -> Result<()> {
         let circuit = Names::circuit(n, p.interface);
         let d = trawl_decode::decode_with_wire_len(p.link_type, p.data, p.orig_len);
         table.add(p.ts.as_nanos(), circuit, &d, |f, reason| {
-            if failed.is_some() {
-                return;
-            }
-            let r = Record::new(&f, reason, names.get(&input, f.key.circuit.interface));
-            summary.records += 1;
-            if let Err(e) = writer.write(&r) {
-                failed = Some(e);
-            }
+            sinks.record(&input, &f, reason)
         });
-        if let Some(e) = failed.take() {
+        if let Some(e) = sinks.failed.take() {
             return write_failed(e);
         }
     }
-    table.finish(|f, reason| {
-        if failed.is_none() {
-            let r = Record::new(&f, reason, names.get(&input, f.key.circuit.interface));
-            summary.records += 1;
-            failed = writer.write(&r).err();
-        }
-    });
-    if let Some(e) = failed {
+    table.finish(|f, reason| sinks.record(&input, &f, reason));
+    if let Some(e) = sinks.failed.take() {
         return write_failed(e);
     }
     progress.finish();
     summary.not_ip = table.skipped.not_ip;
-    if let Err(e) = writer.into_inner().flush() {
-        return write_failed(e);
+    summary.records = sinks.records;
+    if let Some(w) = sinks.writer.take()
+        && let Err(e) = w.into_inner().flush()
+    {
+        return write_failed(e.into());
     }
     if let Some(p) = partial {
         p.commit()?;
+    }
+    if let Some(x) = sinks.ipfix.take() {
+        summary.ipfix = Some(x.finish()?);
     }
     if args.json {
         eprintln!("{}", serde_json::to_string(&summary)?);
@@ -152,14 +216,22 @@ pub fn run(args: Args) -> Result<()> {
             "{} flow records from {} packets ({} not IP)",
             summary.records, summary.packets, summary.not_ip
         );
+        if let Some(x) = &summary.ipfix {
+            eprintln!(
+                "IPFIX: {} records in {} messages sent",
+                x.records, x.messages
+            );
+        }
     }
     files::report(std::mem::take(&mut input.warnings));
     Ok(())
 }
 
 /// A reader that stopped reading (`trawl flows … | head`) ends the command quietly.
-fn write_failed(e: std::io::Error) -> Result<()> {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
+fn write_failed(e: anyhow::Error) -> Result<()> {
+    if e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    {
         return Ok(());
     }
     Err(e).context("writing flow records")
