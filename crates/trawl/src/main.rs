@@ -5,6 +5,7 @@ mod client;
 mod cmd;
 mod files;
 mod filter;
+mod flows;
 mod pipe;
 mod progress;
 mod table;
