@@ -5,12 +5,16 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use trawl_agent::http::Trust;
 use trawl_flow::{EndReason, Flow, FlowTable, Timeouts};
 
 use crate::files::{self, TimeOrdered, create_output};
 use crate::filter::{self, Filter};
+use crate::flows::es::{EsOptions, EsSink, EsSummary};
 use crate::flows::ipfix::{IpfixExporter, IpfixOptions, IpfixSummary};
 use crate::flows::record::{Format, Record, Writer};
 use crate::progress::Progress;
@@ -30,6 +34,9 @@ Examples:
   trawl flows --format es-bulk -o bulk.ndjson capture.pcap
   curl -H 'Content-Type: application/x-ndjson' --data-binary @bulk.ndjson localhost:9200/_bulk
       Elasticsearch bulk requests ready for curl
+  trawl flows --snapshot --es http://elastic:secret@localhost:9200 --es-index flows capture.pcap
+      post snapshot flows to Elasticsearch, waiting when it pushes back; prints how many were
+      indexed (an API key instead: TRAWL_ES_API_KEY)
   trawl flows --ipfix 127.0.0.1:2055 capture.pcap
       export to an IPFIX collector (nfcapd -p 2055 …), paced (--ipfix-rate)
   trawl flows --device gw-17 --device gw-18 --from '2024-03-01 12:00' --to '2024-03-01 12:15'
@@ -72,7 +79,22 @@ pub struct Args {
     /// A flow that has lasted this long is written, and goes on in a new record.
     #[arg(long, value_name = "DURATION", default_value = "30m")]
     pub active_timeout: String,
-    /// The Elasticsearch index named in the bulk form's actions.
+    /// Post the records to Elasticsearch (`http(s)://[user:password@]host:9200[/prefix]`) with
+    /// the bulk API: resent on 429/503 and on records rejected for the moment, each record
+    /// indexed once (a `create` with the record's id), none dropped without saying so.
+    #[arg(long, value_name = "URL")]
+    pub es: Option<String>,
+    /// Elasticsearch: trust only the certificates in this PEM file (else the system's roots).
+    #[arg(long, value_name = "FILE", requires = "es")]
+    pub es_ca: Option<PathBuf>,
+    /// Elasticsearch: records it refuses for good (mapping errors…) are written here, with
+    /// the reason, as JSON lines.
+    #[arg(long, value_name = "FILE", requires = "es")]
+    pub es_rejects: Option<PathBuf>,
+    /// Elasticsearch: give up after this long without progress.
+    #[arg(long, value_name = "DURATION", default_value = "10m", requires = "es")]
+    pub es_give_up: String,
+    /// The Elasticsearch index (of the bulk form's actions, and for --es).
     #[arg(long, value_name = "NAME", default_value = "trawl-flows")]
     pub es_index: String,
     /// Print the summary (flows, packets, what made no flow) as JSON on standard error.
@@ -91,12 +113,15 @@ pub struct Summary {
     pub records: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipfix: Option<IpfixSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elasticsearch: Option<EsSummary>,
 }
 
 /// Where the records go: a file (or standard output), an IPFIX collector.
 struct Sinks {
     writer: Option<Writer<Box<dyn Write>>>,
     ipfix: Option<IpfixExporter>,
+    es: Option<EsSink>,
     names: Names,
     records: u64,
     /// The first failure: records stop there and the command fails.
@@ -109,10 +134,18 @@ impl Sinks {
             return;
         }
         self.records += 1;
-        if let Some(w) = self.writer.as_mut() {
+        if self.writer.is_some() || self.es.is_some() {
             let r = Record::new(f, reason, self.names.get(inputs, f.key.circuit.interface));
-            if let Err(e) = w.write(&r) {
+            if let Some(w) = self.writer.as_mut()
+                && let Err(e) = w.write(&r)
+            {
                 self.failed = Some(e.into());
+                return;
+            }
+            if let Some(es) = self.es.as_mut()
+                && let Err(e) = es.doc(&r.id(), &r.es_document().to_string())
+            {
+                self.failed = Some(e);
                 return;
             }
         }
@@ -146,7 +179,7 @@ pub fn run(args: Args) -> Result<()> {
     let to_file = args
         .output
         .clone()
-        .or_else(|| args.ipfix.is_none().then(|| PathBuf::from("-")));
+        .or_else(|| (args.ipfix.is_none() && args.es.is_none()).then(|| PathBuf::from("-")));
     let mut partial = None;
     let writer = match &to_file {
         Some(path) => {
@@ -166,9 +199,25 @@ pub fn run(args: Args) -> Result<()> {
         )?),
         None => None,
     };
+    let es = match &args.es {
+        Some(url) => Some(EsSink::new(
+            url,
+            &args.es_index,
+            EsOptions {
+                rejects: args.es_rejects.clone(),
+                trust: args.es_ca.clone().map_or(Trust::System, Trust::Ca),
+                give_up_after: Duration::from_nanos(duration("es-give-up", &args.es_give_up)?),
+                api_key: std::env::var("TRAWL_ES_API_KEY").ok(),
+                notify: Some(|line| eprintln!("trawl: {line}")),
+                ..EsOptions::default()
+            },
+        )?),
+        None => None,
+    };
     let mut sinks = Sinks {
         writer,
         ipfix,
+        es,
         names: Names::default(),
         records: 0,
         failed: None,
@@ -209,6 +258,21 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(x) = sinks.ipfix.take() {
         summary.ipfix = Some(x.finish()?);
     }
+    if let Some(es) = sinks.es.take() {
+        match es.finish() {
+            Ok(s) => summary.elasticsearch = Some(s),
+            Err(e) => {
+                // The counts so far, for scripts, then the error.
+                if args.json
+                    && let Some(es) = e.downcast_ref::<crate::flows::es::EsError>()
+                {
+                    summary.elasticsearch = Some(es.summary.clone());
+                    eprintln!("{}", serde_json::to_string(&summary)?);
+                }
+                return Err(e);
+            }
+        }
+    }
     if args.json {
         eprintln!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -216,6 +280,17 @@ pub fn run(args: Args) -> Result<()> {
             "{} flow records from {} packets ({} not IP)",
             summary.records, summary.packets, summary.not_ip
         );
+        if let Some(es) = &summary.elasticsearch {
+            eprintln!(
+                "Elasticsearch: {} records indexed ({} of them already there), {} requests \
+                 ({} sent again, {} records resent alone)",
+                es.delivered(),
+                es.already_present,
+                es.requests,
+                es.retried_requests,
+                es.retried_items
+            );
+        }
         if let Some(x) = &summary.ipfix {
             eprintln!(
                 "IPFIX: {} records in {} messages sent",
