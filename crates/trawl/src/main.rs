@@ -27,6 +27,11 @@ Examples:
   trawl merge --dedup -o both.pcapng tap-a.pcap tap-b.pcap
   trawl cat -o day.pcapng 09h.pcap 10h.pcap 11h.pcap
   trawl flows --snapshot 100ms capture.pcap         flow records (JSON lines, CSV, ES bulk)
+  trawl report --apps apps.toml wan-in.pcap wan-out.pcap
+      15-minute traffic reports: circuits, protocols, busy and quiet seconds, top talkers,
+      applications, SYNs, retransmissions (--format text, json or html with charts)
+  trawl profile --session 'tcp 10.0.0.1:1234 10.0.0.2:80' --format html -o s.html cap.pcap
+      one session's bandwidth per second each way and its packet sizes
   trawl demo                                        a tour on a generated capture
   trawl server --data ./trawl-data                  the central server (HTTPS on port 8443)
   trawl org create acme --data ./trawl-data         another organisation and its admin token
@@ -66,6 +71,11 @@ enum Command {
     /// Flows in captures: per conversation, or every interval (snapshot flows); JSON lines,
     /// CSV or Elasticsearch bulk.
     Flows(cmd::flows::Args),
+    /// Traffic reports per period and line: circuits, protocols, busy and quiet seconds, top
+    /// talkers, applications, SYNs and retransmissions (text, JSON or HTML with charts).
+    Report(cmd::report::Args),
+    /// Profile one session: bandwidth per second each way, packet sizes, totals.
+    Profile(cmd::profile::Args),
     /// Generate a synthetic capture (benchmarks, demos).
     Gen(cmd::generate::Args),
     /// A short tour of the offline tools on a generated capture.
@@ -108,6 +118,8 @@ fn main() {
         Command::Cat(a) => cmd::cat::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Flows(a) => cmd::flows::run(a),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Profile(a) => cmd::profile::run(a),
         Command::Gen(a) => cmd::generate::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Server(a) => cmd::server::run(a),

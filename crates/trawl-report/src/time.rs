@@ -1,0 +1,47 @@
+//! UTC dates and times from Unix seconds, without a time-zone database (reports are in UTC, as
+//! the paper's were in GMT).
+
+/// `(year, month, day)` of a day counted from 1970-01-01 (Howard Hinnant's civil-from-days).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `2000-02-10 11:00:00`
+pub fn date_time(secs: u64) -> String {
+    let (y, m, d) = civil((secs / 86_400) as i64);
+    format!("{y:04}-{m:02}-{d:02} {}", clock(secs))
+}
+
+/// `11:00:00`
+pub fn clock(secs: u64) -> String {
+    let s = secs % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// `2000-02-10T11:00:00Z`
+pub fn rfc3339(secs: u64) -> String {
+    date_time(secs).replace(' ', "T") + "Z"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(date_time(0), "1970-01-01 00:00:00");
+        assert_eq!(date_time(950_180_400), "2000-02-10 11:00:00");
+        assert_eq!(rfc3339(1_709_294_400), "2024-03-01T12:00:00Z");
+        assert_eq!(date_time(951_782_399), "2000-02-28 23:59:59");
+        assert_eq!(date_time(951_868_800), "2000-03-01 00:00:00");
+    }
+}
