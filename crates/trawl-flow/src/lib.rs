@@ -19,6 +19,8 @@
 //! Pure: decoded packets in, flow records out; no I/O, no clock (times are the packets').
 
 pub mod ipfix;
+pub mod record;
+pub mod time;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

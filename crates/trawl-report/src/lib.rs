@@ -48,7 +48,6 @@ mod model;
 mod names;
 mod profile;
 pub mod render;
-mod time;
 
 use std::fmt;
 

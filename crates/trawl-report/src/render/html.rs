@@ -4,7 +4,7 @@ use super::svg::{Series, bar_chart, line_chart};
 use super::text::{circuit_label, heading, line_tables, profile_tables, totals};
 use super::{escape, thousands};
 use crate::model::*;
-use crate::time;
+use trawl_flow::time;
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px;color:#1d2327;background:#f6f7f8}

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{escape, thousands_f1};
-use crate::time;
+use trawl_flow::time;
 
 const W: f64 = 960.0;
 const H: f64 = 280.0;

@@ -2,7 +2,7 @@
 
 use super::{Table, pct, thousands, thousands_f1};
 use crate::model::*;
-use crate::time;
+use trawl_flow::time;
 
 /// A circuit as shown: `dlci 460 London`.
 pub(crate) fn circuit_label(c: &CircuitReport) -> String {

@@ -16,10 +16,10 @@ use crate::files::{self, TimeOrdered, create_output};
 use crate::filter::{self, Filter};
 use crate::flows::es::{EsOptions, EsSink, EsSummary};
 use crate::flows::ipfix::{IpfixExporter, IpfixOptions, IpfixSummary};
-use crate::flows::record::{Format, Record, Writer};
 use crate::progress::Progress;
 use crate::source::SourceArgs;
 use crate::timespec::parse_duration;
+use trawl_flow::record::{Format, Record, Writer};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "100ms")]
     pub snapshot: Option<String>,
     /// Output form.
-    #[arg(long, value_enum, default_value = "jsonl")]
+    #[arg(long, default_value = "jsonl", value_name = "jsonl|csv|es-bulk")]
     pub format: Format,
     /// Output file, or `-` for standard output (the default, unless the records go to
     /// --ipfix or --es).

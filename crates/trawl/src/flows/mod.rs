@@ -1,6 +1,5 @@
-//! Flow records out of the flow engine (`trawl-flow`): their form, the files they are written to,
-//! and the places they are sent.
+//! Where flow records go besides files: Elasticsearch's bulk API and IPFIX collectors (the
+//! records themselves are `trawl_flow::record`).
 
 pub mod es;
 pub mod ipfix;
-pub mod record;

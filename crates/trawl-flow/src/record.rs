@@ -8,10 +8,8 @@
 use std::io::{self, Write};
 
 use serde::Serialize;
-use trawl_flow::{EndReason, Flow};
-use trawl_pcap::Timestamp;
 
-use crate::timespec::format_utc;
+use crate::{EndReason, Flow};
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct Record {
@@ -51,17 +49,7 @@ pub struct Record {
     pub interval_end: Option<String>,
 }
 
-/// `2024-03-01T12:00:00.123456789Z`.
-pub fn rfc3339(ns: u64) -> String {
-    let t = Timestamp {
-        secs: ns / 1_000_000_000,
-        nanos: (ns % 1_000_000_000) as u32,
-    };
-    let mut s = format_utc(t, 9);
-    s.replace_range(10..11, "T");
-    s.push('Z');
-    s
-}
+use crate::time::rfc3339_ns as rfc3339;
 
 pub fn protocol_name(p: u8) -> &'static str {
     match p {
@@ -152,7 +140,7 @@ impl Record {
 }
 
 /// The forms flow records are written in.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// One JSON object per line.
     Jsonl,
@@ -160,6 +148,19 @@ pub enum Format {
     Csv,
     /// Elasticsearch bulk NDJSON: an `index` action with the record's id, then the document.
     EsBulk,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "jsonl" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            "es-bulk" => Ok(Format::EsBulk),
+            _ => Err(format!("unknown format '{s}': jsonl, csv or es-bulk")),
+        }
+    }
 }
 
 pub const CSV_HEADER: &str = "start,end,interface,vlan,dlci,protocol,protocol_name,src,src_port,\

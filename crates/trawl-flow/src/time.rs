@@ -32,6 +32,12 @@ pub fn rfc3339(secs: u64) -> String {
     date_time(secs).replace(' ', "T") + "Z"
 }
 
+/// `2000-02-10T11:00:00.123456789Z`, from nanoseconds since 1970.
+pub fn rfc3339_ns(ns: u64) -> String {
+    let (secs, nanos) = (ns / 1_000_000_000, ns % 1_000_000_000);
+    format!("{}.{nanos:09}Z", date_time(secs).replace(' ', "T"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +49,9 @@ mod tests {
         assert_eq!(rfc3339(1_709_294_400), "2024-03-01T12:00:00Z");
         assert_eq!(date_time(951_782_399), "2000-02-28 23:59:59");
         assert_eq!(date_time(951_868_800), "2000-03-01 00:00:00");
+        assert_eq!(
+            rfc3339_ns(1_709_294_400_000_000_007),
+            "2024-03-01T12:00:00.000000007Z"
+        );
     }
 }
