@@ -13,8 +13,10 @@
 //!
 //! TCP: the flags seen (OR of every segment's), SYNs (SYN without ACK: connection attempts), and
 //! retransmissions by **sequence tracking**: a segment that carries data (or SYN/FIN, which take
-//! a sequence number) and ends at or before the highest sequence number already seen in its
-//! direction is a retransmission.
+//! a sequence number) and begins before the end of what was already seen in its direction is a
+//! retransmission, also when it carries some new data past it; a keep-alive (at most one byte,
+//! one before what was seen) is not. This is the rule of tshark's `tcp.analysis.retransmission`
+//! without its timing guesses (docs/analysis.md says where the two differ).
 //!
 //! Pure: decoded packets in, flow records out; no I/O, no clock (times are the packets').
 
@@ -69,8 +71,34 @@ pub struct Direction {
     pub syns: u64,
     /// Segments found to be retransmissions (see the crate documentation).
     pub retransmissions: u64,
-    /// The sequence number after the highest byte seen (TCP), once one was.
+    /// The sequence number after the highest byte seen (TCP), once one was, and when.
     next_seq: Option<u32>,
+    next_seq_ns: u64,
+    /// When this side last sent a SYN (without ACK: it began the connection), and the round
+    /// trip from it to this side's first ACK (the handshake's third segment), once known.
+    syn_ns: u64,
+    rtt_ns: u64,
+    /// The last acknowledgement number and window this side sent, and how many duplicate
+    /// ACKs of it followed.
+    last_ack: Option<u32>,
+    last_window: u16,
+    dup_acks: u32,
+}
+
+impl Direction {
+    /// A new record's counters for a flow that goes on: only the TCP tracking carries over.
+    fn carry_over(&self) -> Direction {
+        Direction {
+            next_seq: self.next_seq,
+            next_seq_ns: self.next_seq_ns,
+            syn_ns: self.syn_ns,
+            rtt_ns: self.rtt_ns,
+            last_ack: self.last_ack,
+            last_window: self.last_window,
+            dup_acks: self.dup_acks,
+            ..Direction::default()
+        }
+    }
 }
 
 impl Direction {
@@ -334,20 +362,17 @@ impl FlowTable {
                 } else {
                     EndReason::Active
                 };
-                let initiator = f.initiator;
+                let next = Flow {
+                    key,
+                    initiator: f.initiator,
+                    fwd: f.fwd.carry_over(),
+                    rev: f.rev.carry_over(),
+                };
                 out(f, reason);
                 if active && !idle {
                     // The flow goes on: its next record keeps who began it, and its sequence
                     // tracking.
-                    self.flows.insert(
-                        key,
-                        Flow {
-                            key,
-                            initiator,
-                            fwd: Direction::default(),
-                            rev: Direction::default(),
-                        },
-                    );
+                    self.flows.insert(key, next);
                 }
             }
         }
@@ -362,14 +387,14 @@ impl FlowTable {
             }
         });
         seen.forward = src == flow.initiator;
-        let dir = if seen.forward {
-            &mut flow.fwd
+        let (dir, other) = if seen.forward {
+            (&mut flow.fwd, &flow.rev)
         } else {
-            &mut flow.rev
+            (&mut flow.rev, &flow.fwd)
         };
         dir.add(ts, d.wire_len);
         if let Transport::Tcp(t) = &d.transport {
-            (seen.syn, seen.retransmission) = track_tcp(dir, t);
+            (seen.syn, seen.retransmission) = track_tcp(dir, other, t, ts);
         }
         Some(seen)
     }
@@ -424,37 +449,87 @@ impl Snapshots {
 
 const SYN: u16 = 0x02;
 const FIN: u16 = 0x01;
+const RST: u16 = 0x04;
 const ACK: u16 = 0x10;
 
+/// Without a measured round trip, a segment that fills a gap this soon after the newest data
+/// is taken to be out of order, not sent again (tshark's default).
+const OUT_OF_ORDER_NS: u64 = 3_000_000;
+
 /// TCP flags, SYNs, and retransmissions by sequence tracking: (a SYN, a retransmission).
-fn track_tcp(dir: &mut Direction, t: &trawl_decode::decoded::Tcp<'_>) -> (bool, bool) {
+///
+/// A segment that takes sequence space (data, SYN or FIN) and begins before the end of what
+/// was already seen that way is a retransmission — also when it carries some new data past it
+/// — unless it is a keep-alive (at most one byte, one before what was seen) or came out of
+/// order: within a round trip (`rtt_ns`, the handshake's; 3 ms when unknown) of the newest data,
+/// and not ending where it does. This is how tshark's analysis tells them apart.
+fn track_tcp(
+    dir: &mut Direction,
+    other: &Direction,
+    t: &trawl_decode::decoded::Tcp<'_>,
+    ts: u64,
+) -> (bool, bool) {
     dir.tcp_flags |= t.flags;
+    // Duplicate ACKs: no data, no SYN/FIN/RST, the same acknowledgement and window again.
+    if t.flags & ACK != 0 {
+        let plain = t.payload_len == 0 && t.flags & (SYN | FIN | RST) == 0;
+        if plain && dir.last_ack == Some(t.ack) && dir.last_window == t.window {
+            dir.dup_acks += 1;
+        } else if dir.last_ack != Some(t.ack) {
+            dir.dup_acks = 0;
+        }
+        dir.last_ack = Some(t.ack);
+        dir.last_window = t.window;
+    }
     let syn = t.flags & SYN != 0 && t.flags & ACK == 0;
     if syn {
         dir.syns += 1;
     }
+    if syn {
+        dir.syn_ns = ts;
+    } else if t.flags & SYN == 0 && t.flags & ACK != 0 && dir.syn_ns != 0 && dir.rtt_ns == 0 {
+        dir.rtt_ns = ts.saturating_sub(dir.syn_ns).max(1);
+    }
+    let control = t.flags & (SYN | FIN) != 0;
     // SYN and FIN take one sequence number each.
     let len = t.payload_len + u32::from(t.flags & SYN != 0) + u32::from(t.flags & FIN != 0);
     if len == 0 {
         return (syn, false);
     }
     let end = t.seq.wrapping_add(len);
-    match dir.next_seq {
-        // Ends at or before what was seen already: sent again.
-        Some(next) if seq_le(end, next) => {
-            dir.retransmissions += 1;
-            (syn, true)
-        }
-        _ => {
-            dir.next_seq = Some(end);
-            (syn, false)
-        }
+    let Some(next) = dir.next_seq else {
+        dir.next_seq = Some(end);
+        dir.next_seq_ns = ts;
+        return (syn, false);
+    };
+    if !control && t.payload_len <= 1 && t.seq == next.wrapping_sub(1) {
+        // A keep-alive: one byte (or none) already acknowledged, to get an ACK back.
+        return (syn, false);
     }
+    let mut retransmission = seq_lt(t.seq, next);
+    // What the other side asked for again (two duplicate ACKs or more): a fast retransmission,
+    // however soon it comes.
+    let fast = other.dup_acks >= 2 && other.last_ack == Some(t.seq);
+    if retransmission && !fast {
+        // The round trip measured by the handshake, by whichever side began it.
+        let rtt_ns = dir.rtt_ns.max(other.rtt_ns);
+        let threshold = if rtt_ns > 0 { rtt_ns } else { OUT_OF_ORDER_NS };
+        let out_of_order = ts.saturating_sub(dir.next_seq_ns) < threshold && end != next;
+        retransmission = !out_of_order;
+    }
+    if retransmission {
+        dir.retransmissions += 1;
+    }
+    if seq_lt(next, end) {
+        dir.next_seq = Some(end);
+        dir.next_seq_ns = ts;
+    }
+    (syn, retransmission)
 }
 
-/// `a <= b` in sequence-number space (RFC 1982 style, 32 bits).
-fn seq_le(a: u32, b: u32) -> bool {
-    (b.wrapping_sub(a) as i32) >= 0
+/// `a < b` in sequence-number space (RFC 1982 style, 32 bits).
+fn seq_lt(a: u32, b: u32) -> bool {
+    (b.wrapping_sub(a) as i32) > 0
 }
 
 #[cfg(test)]
@@ -462,6 +537,8 @@ mod tests {
     use super::*;
 
     const S: u64 = 1_000_000_000;
+    /// Packets further apart than a segment out of order would be (3 ms).
+    const T: u64 = 10_000_000;
 
     /// An Ethernet/IPv4/TCP frame.
     fn tcp(
@@ -560,20 +637,47 @@ mod tests {
             &mut t,
             &[
                 (S, tcp(A, 1, B, 2, 1000, 0x02, 0)),
-                (S + 1, tcp(A, 1, B, 2, 1001, 0x10, 100)),
-                (S + 2, tcp(A, 1, B, 2, 1101, 0x10, 100)),
+                (S + 1 * T, tcp(A, 1, B, 2, 1001, 0x10, 100)),
+                (S + 2 * T, tcp(A, 1, B, 2, 1101, 0x10, 100)),
                 // The first segment again, then part of the second, then new data.
-                (S + 3, tcp(A, 1, B, 2, 1001, 0x10, 100)),
-                (S + 4, tcp(A, 1, B, 2, 1101, 0x10, 50)),
-                (S + 5, tcp(A, 1, B, 2, 1201, 0x10, 100)),
+                (S + 3 * T, tcp(A, 1, B, 2, 1001, 0x10, 100)),
+                (S + 4 * T, tcp(A, 1, B, 2, 1101, 0x10, 50)),
+                (S + 5 * T, tcp(A, 1, B, 2, 1201, 0x10, 100)),
                 // A pure ACK repeats no data: not a retransmission.
-                (S + 6, tcp(A, 1, B, 2, 1301, 0x10, 0)),
+                (S + 6 * T, tcp(A, 1, B, 2, 1301, 0x10, 0)),
                 // The SYN again.
-                (S + 7, tcp(A, 1, B, 2, 1000, 0x02, 0)),
+                (S + 7 * T, tcp(A, 1, B, 2, 1000, 0x02, 0)),
+                // A keep-alive: one byte before what was seen.
+                (S + 8 * T, tcp(A, 1, B, 2, 1300, 0x10, 1)),
+                // Old and new data in one segment: sent again (and 1301..1351 is now seen).
+                (S + 9 * T, tcp(A, 1, B, 2, 1251, 0x10, 100)),
+                (S + 10 * T, tcp(A, 1, B, 2, 1351, 0x10, 10)),
             ],
         );
-        assert_eq!(flows[0].0.fwd.retransmissions, 3);
+        assert_eq!(flows[0].0.fwd.retransmissions, 4);
         assert_eq!(flows[0].0.fwd.syns, 2);
+    }
+
+    #[test]
+    fn a_gap_filled_within_a_round_trip_is_out_of_order_not_sent_again() {
+        const MS: u64 = 1_000_000;
+        let mut t = FlowTable::new(Timeouts::default());
+        let flows = run(
+            &mut t,
+            &[
+                // Handshake: 20 ms round trip.
+                (S, tcp(A, 1, B, 2, 1000, 0x02, 0)),
+                (S + 10 * MS, tcp(B, 2, A, 1, 5000, 0x12, 0)),
+                (S + 20 * MS, tcp(A, 1, B, 2, 1001, 0x10, 0)),
+                // 1001..1101 overtaken by 1101..1201; it comes 5 ms later: out of order.
+                (S + 30 * MS, tcp(A, 1, B, 2, 1101, 0x10, 100)),
+                (S + 35 * MS, tcp(A, 1, B, 2, 1001, 0x10, 100)),
+                // 1201..1301 lost, 1301..1401 seen; 1201 again 100 ms later: sent again.
+                (S + 40 * MS, tcp(A, 1, B, 2, 1301, 0x10, 100)),
+                (S + 140 * MS, tcp(A, 1, B, 2, 1201, 0x10, 100)),
+            ],
+        );
+        assert_eq!(flows[0].0.fwd.retransmissions, 1);
     }
 
     #[test]
@@ -583,8 +687,8 @@ mod tests {
             &mut t,
             &[
                 (S, tcp(A, 1, B, 2, u32::MAX - 49, 0x10, 100)),
-                (S + 1, tcp(A, 1, B, 2, 50, 0x10, 100)),
-                (S + 2, tcp(A, 1, B, 2, u32::MAX - 49, 0x10, 100)),
+                (S + 1 * T, tcp(A, 1, B, 2, 50, 0x10, 100)),
+                (S + 2 * T, tcp(A, 1, B, 2, u32::MAX - 49, 0x10, 100)),
             ],
         );
         assert_eq!(flows[0].0.fwd.retransmissions, 1);
