@@ -637,7 +637,7 @@ mod tests {
             &mut t,
             &[
                 (S, tcp(A, 1, B, 2, 1000, 0x02, 0)),
-                (S + 1 * T, tcp(A, 1, B, 2, 1001, 0x10, 100)),
+                (S + T, tcp(A, 1, B, 2, 1001, 0x10, 100)),
                 (S + 2 * T, tcp(A, 1, B, 2, 1101, 0x10, 100)),
                 // The first segment again, then part of the second, then new data.
                 (S + 3 * T, tcp(A, 1, B, 2, 1001, 0x10, 100)),
@@ -687,7 +687,7 @@ mod tests {
             &mut t,
             &[
                 (S, tcp(A, 1, B, 2, u32::MAX - 49, 0x10, 100)),
-                (S + 1 * T, tcp(A, 1, B, 2, 50, 0x10, 100)),
+                (S + T, tcp(A, 1, B, 2, 50, 0x10, 100)),
                 (S + 2 * T, tcp(A, 1, B, 2, u32::MAX - 49, 0x10, 100)),
             ],
         );
