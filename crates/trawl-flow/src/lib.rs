@@ -494,6 +494,14 @@ fn track_tcp(
     // SYN and FIN take one sequence number each.
     let len = t.payload_len + u32::from(t.flags & SYN != 0) + u32::from(t.flags & FIN != 0);
     if len == 0 {
+        // An ACK alone sent from beyond what was seen (the segments before it were not
+        // captured, or come later): the sender has been there.
+        if let Some(next) = dir.next_seq
+            && seq_lt(next, t.seq)
+        {
+            dir.next_seq = Some(t.seq);
+            dir.next_seq_ns = ts;
+        }
         return (syn, false);
     }
     let end = t.seq.wrapping_add(len);
