@@ -24,7 +24,7 @@ use crate::ingest::{Ingest, IngestError, Outcome, StreamSlot};
 use crate::jobs::{self, CommandHub};
 use crate::metrics::{BatchOutcome, StorageFailure};
 use crate::retention::Retention;
-use crate::{captures, devices, metrics, retention, upload};
+use crate::{analysis, captures, devices, metrics, retention, upload};
 
 /// A request body larger than this is not even read to the end: the connection is dropped.
 /// Up to it, an oversized batch is read and thrown away so that the client gets its `413`.
@@ -65,6 +65,27 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/compile", post(crate::retrieve::compile_handler))
         .route("/api/v1/packets", get(crate::retrieve::packets_handler))
+        .route("/api/v1/flows", get(analysis::flows_handler))
+        .route(
+            "/api/v1/report",
+            get(analysis::report_handler).post(analysis::report_post_handler),
+        )
+        .route("/api/v1/profile", get(analysis::profile_handler))
+        .route("/api/v1/jobs/{id}/flows", get(analysis::job_flows))
+        .route(
+            "/api/v1/jobs/{id}/report",
+            get(analysis::job_report).post(analysis::job_report_post),
+        )
+        .route("/api/v1/jobs/{id}/profile", get(analysis::job_profile))
+        .route("/api/v1/captures/{id}/flows", get(analysis::capture_flows))
+        .route(
+            "/api/v1/captures/{id}/report",
+            get(analysis::capture_report).post(analysis::capture_report_post),
+        )
+        .route(
+            "/api/v1/captures/{id}/profile",
+            get(analysis::capture_profile),
+        )
         .route(
             "/api/v1/jobs",
             get(jobs::list_handler).post(jobs::create_handler),

@@ -768,7 +768,7 @@ pub(crate) fn capture_json(c: &CaptureRecord, base: &str) -> Value {
     v
 }
 
-fn not_found(id: &str) -> ApiError {
+pub(crate) fn not_found(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -781,7 +781,7 @@ fn bad_request(detail: impl Into<String>) -> ApiError {
 }
 
 /// A capture id from the URL; anything else is a capture that does not exist.
-fn capture_id(id: &str) -> Result<CaptureId, ApiError> {
+pub(crate) fn capture_id(id: &str) -> Result<CaptureId, ApiError> {
     id.parse::<CaptureId>()
         .ok()
         .filter(|&n| n > 0)
@@ -1197,6 +1197,107 @@ impl CaptureDownload {
         }
         out.w.finish()?.flush()?;
         Ok(stats)
+    }
+}
+
+impl CaptureDownload {
+    /// The capture's packets in their stored order, filtered, one at a time (for flows,
+    /// reports and profiles). Interfaces keep their stored numbers; a packet's direction comes
+    /// from its pcapng flags, as a reader of the download would see it.
+    pub fn packets(&self) -> CapturePackets {
+        let stem = self.file_name();
+        let several = self.interfaces.len() > 1;
+        let interfaces = self
+            .interfaces
+            .iter()
+            .enumerate()
+            .map(|(n, i)| match i.name() {
+                Some(name) => name.to_string(),
+                None if several => format!("{stem}#{n}"),
+                None => stem.clone(),
+            })
+            .collect();
+        CapturePackets {
+            parts: self
+                .parts
+                .iter()
+                .map(|(dir, part)| (dir.clone(), part.name.clone(), part.stored_bytes))
+                .collect::<Vec<_>>()
+                .into_iter(),
+            window: None,
+            interfaces,
+            program_of: self.program_of.clone(),
+            programs: self.programs.clone(),
+            stats: DownloadStats::default(),
+        }
+    }
+}
+
+/// A capture's packets, one at a time: see [`CaptureDownload::packets`].
+pub struct CapturePackets {
+    parts: std::vec::IntoIter<(PathBuf, String, u64)>,
+    window: Option<trawl_store::WindowOf<SegmentReader>>,
+    interfaces: Vec<String>,
+    program_of: Vec<usize>,
+    programs: Vec<Program>,
+    stats: DownloadStats,
+}
+
+impl CapturePackets {
+    /// What has been read and kept so far.
+    pub fn stats(&self) -> DownloadStats {
+        self.stats
+    }
+}
+
+impl retrieve::PacketSource for CapturePackets {
+    fn advance(&mut self) -> Result<bool, RetrieveError> {
+        loop {
+            if let Some(w) = &mut self.window {
+                while w.advance()? {
+                    let p = w.packet().expect("advanced");
+                    self.stats.packets_read += 1;
+                    let keep = self.programs.is_empty()
+                        || self
+                            .program_of
+                            .get(p.interface as usize)
+                            .is_some_and(|&i| self.programs[i].run(p.data, p.orig_len) != 0);
+                    if keep {
+                        self.stats.packets += 1;
+                        self.stats.bytes += p.data.len() as u64;
+                        return Ok(true);
+                    }
+                }
+                self.window = None;
+            }
+            let Some((dir, name, stored_bytes)) = self.parts.next() else {
+                return Ok(false);
+            };
+            let mut reader = SegmentReader::open(&dir, &name)?;
+            reader.limit_to(stored_bytes);
+            self.window =
+                Some(reader.into_window(Timestamp::default(), Timestamp::new(u64::MAX, 0)));
+        }
+    }
+
+    fn packet(&self) -> Option<retrieve::SourcePacket<'_>> {
+        let p = self.window.as_ref()?.packet()?;
+        let flags = p.options.u32(opt::EPB_FLAGS).map_or(0, |f| (f & 3) as u8);
+        Some(retrieve::SourcePacket {
+            ts: p.ts,
+            interface: p.interface,
+            link_type: p.link_type,
+            orig_len: p.orig_len,
+            data: p.data,
+            direction: if flags == 3 { 0 } else { flags },
+        })
+    }
+
+    fn interface_name(&self, interface: u32) -> String {
+        self.interfaces
+            .get(interface as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("#{interface}"))
     }
 }
 

@@ -9,6 +9,8 @@
 //!   one batch of a stream at a time;
 //! - [`retrieve`]: devices' packets in a time window, merged, filtered, streamed as pcapng; the
 //!   filter compiler for agents;
+//! - [`analysis`]: flow records, reports and profiles of a window, a capture or a job (the
+//!   packets from the same readers as the downloads), flows streamed;
 //! - `upload`: a capture file in a request body (raw, compressed, multipart, chunked while it is
 //!   still being captured) parsed as it arrives into staged segments, committed as a capture only
 //!   once all of it is good; a window of stored packets saved as a capture the same way;
@@ -28,6 +30,7 @@
 //! `segments/org-N/dev-M/sS-G.pcapng.zst` (+ `.idx`) and `captures/org-N/RANDOM/pK.pcapng.zst`
 //! (+ `.idx`; uploads being received in `captures/.staging/`).
 
+pub mod analysis;
 mod api;
 pub mod captures;
 pub mod catalogue;
@@ -52,7 +55,7 @@ pub use catalogue::{Catalogue, CatalogueError, DeviceSummary, NewOrganisation, S
 pub use devices::StreamStatus;
 pub use ingest::Rotation;
 pub use retention::{MAX_AGE_SECS_LIMIT, RetentionConfig, RetentionPolicy, RetentionReport};
-pub use retrieve::{Plan, PullRequest, PullStats, RetrieveError};
+pub use retrieve::{PacketSource, Plan, PullRequest, PullStats, RetrieveError, SourcePacket};
 pub use tls::TlsFiles;
 pub use trawl_wire::MAX_BATCH;
 

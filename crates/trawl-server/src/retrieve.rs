@@ -288,7 +288,7 @@ struct OutInterface {
 }
 
 /// A segment to read: where, how much of it, and what its packets become.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PlannedSegment {
     dir: PathBuf,
     name: String,
@@ -476,45 +476,170 @@ impl Plan {
             w.add_interface(&i)?;
         }
 
-        let mut stats = PullStats::default();
-        let mut cursors: Vec<Cursor> = self
+        let mut packets = self.packets();
+        while packets.advance()? {
+            let p = packets.packet().expect("advanced");
+            w.write(p.interface, p.ts, p.orig_len, p.data, Options::default())?;
+        }
+        w.finish()?.flush()?;
+        Ok(packets.stats())
+    }
+
+    /// The window's packets, merged in time order and filtered, one at a time: what
+    /// [`write`](Self::write) writes, for other consumers (flows, reports). Each call starts
+    /// again from the first packet.
+    pub fn packets(&self) -> WindowPackets {
+        let cursors = self
             .sources
-            .into_iter()
+            .iter()
             .map(|segments| Cursor {
-                segments: segments.into_iter(),
+                segments: segments.clone().into_iter(),
                 window: None,
                 interface: 0,
                 program: None,
             })
             .collect();
-        let mut order = Order::new();
-        for (n, c) in cursors.iter_mut().enumerate() {
-            if let Some(ts) = c.next(self.from, self.to, &mut stats)? {
-                order.push(ts, n as u64, n);
+        WindowPackets {
+            from: self.from,
+            to: self.to,
+            cursors,
+            order: Order::new(),
+            programs: self.programs.clone(),
+            interfaces: self
+                .interfaces
+                .iter()
+                .map(|i| {
+                    let device = &self.devices[i.device];
+                    (format!("{}/{}", device.name, i.name), i.link_type)
+                })
+                .collect(),
+            current: None,
+            started: false,
+            stats: PullStats::default(),
+        }
+    }
+}
+
+/// One packet of a stored sequence (a window, a job, a capture), borrowed until the next
+/// `advance`.
+#[derive(Clone, Copy, Debug)]
+pub struct SourcePacket<'a> {
+    pub ts: Timestamp,
+    /// The output interface: an index into the source's interfaces.
+    pub interface: u32,
+    pub link_type: u32,
+    /// Length on the wire; `data.len()` is the captured length.
+    pub orig_len: u32,
+    pub data: &'a [u8],
+    /// From the pcapng packet flags: 0 unknown, 1 inbound, 2 outbound. A window's packets have
+    /// none (as its download).
+    pub direction: u8,
+}
+
+/// Stored packets, one at a time, for the analyses (flows, reports, profiles): a window's or a
+/// job's merge ([`WindowPackets`]), or a capture's packets in their stored order.
+pub trait PacketSource: Send {
+    /// Moves to the next packet; `Ok(false)` at the end.
+    fn advance(&mut self) -> Result<bool, RetrieveError>;
+    /// The packet `advance` moved to.
+    fn packet(&self) -> Option<SourcePacket<'_>>;
+    /// The name of an interface: `DEVICE/INTERFACE` for devices' packets.
+    fn interface_name(&self, interface: u32) -> String;
+}
+
+/// A window's packets: the streams merged by time ([`trawl_merge::Order`]; ties as the
+/// download breaks them), filtered. Memory: one decompressed frame per stream.
+pub struct WindowPackets {
+    from: Timestamp,
+    to: Timestamp,
+    cursors: Vec<Cursor>,
+    order: Order,
+    programs: Vec<Program>,
+    /// Per output interface: `DEVICE/INTERFACE` and link type.
+    interfaces: Vec<(String, u32)>,
+    /// The cursor whose packet is current.
+    current: Option<usize>,
+    started: bool,
+    stats: PullStats,
+}
+
+impl WindowPackets {
+    /// What has been read and kept so far (all of it once `advance` has said `false`).
+    pub fn stats(&self) -> PullStats {
+        self.stats
+    }
+
+    /// Moves to the next packet that passes the filter; `Ok(false)` at the end.
+    pub fn advance(&mut self) -> Result<bool, RetrieveError> {
+        if !self.started {
+            self.started = true;
+            for n in 0..self.cursors.len() {
+                if let Some(ts) = self.cursors[n].next(self.from, self.to, &mut self.stats)? {
+                    self.order.push(ts, n as u64, n);
+                }
             }
         }
-        while let Some(n) = order.pop() {
-            let c = &mut cursors[n];
-            let win = c
+        if let Some(n) = self.current.take() {
+            self.step(n)?;
+        }
+        while let Some(n) = self.order.pop() {
+            let c = &self.cursors[n];
+            let p = c
                 .window
                 .as_ref()
-                .expect("a source in the order has a window");
-            let p = win.packet().expect("a source in the order has a packet");
-            stats.packets_in_window += 1;
+                .and_then(|w| w.packet())
+                .expect("a source in the order has a packet");
+            self.stats.packets_in_window += 1;
             let keep = c
                 .program
                 .is_none_or(|i| self.programs[i].run(p.data, p.orig_len) != 0);
             if keep {
-                w.write(c.interface, p.ts, p.orig_len, p.data, Options::default())?;
-                stats.packets += 1;
-                stats.bytes += p.data.len() as u64;
+                self.stats.packets += 1;
+                self.stats.bytes += p.data.len() as u64;
+                self.current = Some(n);
+                return Ok(true);
             }
-            if let Some(ts) = c.next(self.from, self.to, &mut stats)? {
-                order.push(ts, n as u64, n);
-            }
+            self.step(n)?;
         }
-        w.finish()?.flush()?;
-        Ok(stats)
+        Ok(false)
+    }
+
+    /// Moves cursor `n` on and puts it back in the order if it has another packet.
+    fn step(&mut self, n: usize) -> Result<(), RetrieveError> {
+        if let Some(ts) = self.cursors[n].next(self.from, self.to, &mut self.stats)? {
+            self.order.push(ts, n as u64, n);
+        }
+        Ok(())
+    }
+
+    /// The packet `advance` moved to.
+    pub fn packet(&self) -> Option<SourcePacket<'_>> {
+        let c = &self.cursors[self.current?];
+        let p = c.window.as_ref()?.packet()?;
+        Some(SourcePacket {
+            ts: p.ts,
+            interface: c.interface,
+            link_type: self.interfaces[c.interface as usize].1,
+            orig_len: p.orig_len,
+            data: p.data,
+            direction: 0,
+        })
+    }
+}
+
+impl PacketSource for WindowPackets {
+    fn advance(&mut self) -> Result<bool, RetrieveError> {
+        WindowPackets::advance(self)
+    }
+
+    fn packet(&self) -> Option<SourcePacket<'_>> {
+        WindowPackets::packet(self)
+    }
+
+    fn interface_name(&self, interface: u32) -> String {
+        self.interfaces
+            .get(interface as usize)
+            .map_or_else(|| format!("#{interface}"), |i| i.0.clone())
     }
 }
 
@@ -747,7 +872,25 @@ pub(crate) fn stream_pcapng<S>(
     write: impl FnOnce(&mut BodyWriter) -> Result<S, RetrieveError> + Send + 'static,
     summary: impl FnOnce(&S) -> String + Send + 'static,
 ) -> Response {
-    let disposition = format!("attachment; filename=\"{file_name}\"");
+    stream_body(
+        "application/x-pcapng",
+        Some(file_name),
+        what,
+        write,
+        summary,
+    )
+}
+
+/// Answers with a body of `content_type` (an attachment named `file_name`, if given) that
+/// `write` produces on a blocking thread as it is read, as [`stream_pcapng`].
+pub(crate) fn stream_body<S>(
+    content_type: &'static str,
+    file_name: Option<&str>,
+    what: String,
+    write: impl FnOnce(&mut BodyWriter) -> Result<S, RetrieveError> + Send + 'static,
+    summary: impl FnOnce(&S) -> String + Send + 'static,
+) -> Response {
+    let disposition = file_name.map(|f| format!("attachment; filename=\"{f}\""));
     let (tx, body) = Channel::<Bytes, io::Error>::new(CHUNKS_IN_FLIGHT);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
@@ -767,11 +910,8 @@ pub(crate) fn stream_pcapng<S>(
     });
     let mut response = Body::new(body).into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-pcapng"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(Ok(v)) = disposition.map(|d| HeaderValue::from_str(&d)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     response

@@ -386,6 +386,28 @@ async fn a_job_reaches_polling_agents_at_once_and_is_recorded_and_downloaded() {
         ]
     );
 
+    // The job's report (issue 5): one line per device, from the same merge as the download.
+    let (status, periods) = h
+        .get(&format!("/api/v1/jobs/{id}/report?period=1h"), &admin)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{periods}");
+    let lines: Vec<(String, u64, u64)> = periods[0]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["packets"].as_u64().unwrap(),
+                l["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [("a/eth0".to_owned(), 3, 180), ("b/eth0".to_owned(), 2, 120)]
+    );
+
     // The job's packets are not among the device's own stored packets (`/api/v1/packets`).
     let (status, _) = h
         .get(
@@ -669,6 +691,9 @@ async fn jobs_are_scoped_and_bad_requests_say_what_is_wrong() {
         ("GET", format!("/api/v1/jobs/{id}")),
         ("POST", format!("/api/v1/jobs/{id}/stop")),
         ("GET", format!("/api/v1/jobs/{id}/pcapng")),
+        ("GET", format!("/api/v1/jobs/{id}/flows")),
+        ("GET", format!("/api/v1/jobs/{id}/report")),
+        ("GET", format!("/api/v1/jobs/{id}/profile?filter=tcp")),
         ("GET", "/api/v1/jobs/999999".to_owned()),
         ("GET", "/api/v1/jobs/abc".to_owned()),
     ] {

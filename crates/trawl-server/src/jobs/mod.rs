@@ -467,9 +467,25 @@ pub(crate) async fn download_handler(
 ) -> Result<Response, ApiError> {
     let org = st.admin(&headers).await?;
     let job = job_id(&id)?;
-    let record = fetch(&st, org, job, false).await?;
+    let plan = job_plan(&st, org, &id, None).await?;
+    Ok(stream_plan(
+        plan,
+        format!("download of job {job} of organisation {org}"),
+    ))
+}
+
+/// The merge of a job's streams (all of their packets, filtered by `filter` if given), as
+/// its download writes it; `404` if `org` has no such job.
+pub(crate) async fn job_plan(
+    st: &AppState,
+    org: OrgId,
+    id: &str,
+    filter: Option<String>,
+) -> Result<Plan, ApiError> {
+    let job = job_id(id)?;
+    let record = fetch(st, org, job, false).await?;
     let (data_dir, catalogue) = (st.ingest.data_dir.clone(), st.catalogue.clone());
-    let plan = tokio::task::spawn_blocking(move || -> Result<Plan, ApiError> {
+    tokio::task::spawn_blocking(move || -> Result<Plan, ApiError> {
         let listed = {
             let c = catalogue.lock().unwrap_or_else(|e| e.into_inner());
             c.job_segments(org, job).map_err(ApiError::internal)?
@@ -487,17 +503,13 @@ pub(crate) async fn download_handler(
             devices,
             segments,
             (Timestamp::default(), Timestamp::new(u64::MAX, 0)),
-            None,
+            filter.as_deref(),
             comment,
             format!("trawl-job-{job}.pcapng"),
         )?)
     })
     .await
-    .map_err(ApiError::internal)??;
-    Ok(stream_plan(
-        plan,
-        format!("download of job {job} of organisation {org}"),
-    ))
+    .map_err(ApiError::internal)?
 }
 
 /// The section comment of a job's download.
