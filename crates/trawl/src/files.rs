@@ -19,6 +19,9 @@ pub struct Input {
     pub reader: Reader,
     /// Size on disk, for progress.
     pub size: u64,
+    /// A server's window: its interfaces are named `DEVICE/INTERFACE`, and those names alone
+    /// say where packets were seen.
+    pub window: bool,
 }
 
 impl Input {
@@ -43,6 +46,7 @@ impl Input {
             path: path.to_path_buf(),
             reader,
             size,
+            window: false,
         })
     }
 

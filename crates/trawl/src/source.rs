@@ -61,6 +61,7 @@ impl SourceArgs {
             path,
             reader,
             size: 0,
+            window: true,
         }])
     }
 }

@@ -389,6 +389,49 @@ fn pull_and_devices_against_a_running_server() {
     );
     assert!(stderr.contains("from 2 of 2 devices"), "{stderr}");
 
+    // The analysis commands read the same window from the server: the flow records equal those
+    // of the downloaded file (interfaces named DEVICE/INTERFACE in both), and the report's
+    // lines are the devices' interfaces.
+    let window = &pull[..pull.len() - 2];
+    let (ok, from_server, stderr) = trawl_env(
+        &[
+            &["flows"][..],
+            &window[1..],
+            &["-f", "tcp port 80"],
+            &tls,
+            &ca,
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    let (ok, from_file, stderr) =
+        trawl_env(&["flows", "-f", "tcp port 80", out.to_str().unwrap()], &[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        from_server == from_file,
+        "flows of the window differ from those of its download"
+    );
+    assert!(from_file.split(|b| *b == b'\n').count() > 20);
+    let (ok, report, stderr) = trawl_env(
+        &[&["report", "--format", "json"][..], &window[1..], &tls, &ca].concat(),
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    let mut lines: Vec<String> = report[0]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("gw-a/") && lines[1].starts_with("gw-b/"),
+        "{lines:?}"
+    );
+
     // To standard output, everything from the environment: the same bytes; --json summary.
     let env = [
         ("TRAWL_SERVER", url.as_str()),

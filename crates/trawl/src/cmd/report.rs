@@ -146,6 +146,8 @@ pub(crate) struct Lines {
     /// Per line: input path, interface, its name in the file, direction (0 unknown, 1 inbound,
     /// 2 outbound).
     seen: Vec<(PathBuf, u32, Option<String>, u8)>,
+    /// Lines of a server window: named `DEVICE/INTERFACE` alone.
+    window: Vec<bool>,
 }
 
 impl Lines {
@@ -162,19 +164,24 @@ impl Lines {
             .map(str::to_string);
         self.seen
             .push((input.path.clone(), interface, ifname, direction));
+        self.window.push(input.window);
         self.ids.insert((n, interface, direction), id);
         id
     }
 
-    /// `wan-out.pcap`; `both.pcapng:eth0` when a file has several interfaces;
-    /// `… inbound` / `… outbound` when its packets record their direction.
+    /// `wan-out.pcap`; `both.pcapng:eth0` when a file has several interfaces; `gw-17/eth0`
+    /// for a server window (as the server's own reports name lines); `… inbound` /
+    /// `… outbound` when its packets record their direction.
     pub(crate) fn names(&self) -> Vec<String> {
         self.seen
             .iter()
-            .map(|(path, iface, ifname, dir)| {
+            .zip(&self.window)
+            .map(|((path, iface, ifname, dir), window)| {
                 let several = self.seen.iter().any(|(p, i, _, _)| p == path && i != iface);
                 let mut name = path.display().to_string();
-                if several {
+                if *window && let Some(n) = ifname {
+                    name = n.clone();
+                } else if several {
                     match ifname {
                         Some(n) => name.push_str(&format!(":{n}")),
                         None => name.push_str(&format!(":{iface}")),
