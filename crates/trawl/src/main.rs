@@ -26,7 +26,7 @@ Examples:
   trawl slice --from +10s --to +20s -o part.pcapng capture.pcap
   trawl merge --dedup -o both.pcapng tap-a.pcap tap-b.pcap
   trawl cat -o day.pcapng 09h.pcap 10h.pcap 11h.pcap
-  trawl flows --snapshot 100ms capture.pcap         flow records (JSON lines, CSV, ES bulk)
+  trawl flows --snapshot=100ms capture.pcap         flow records (JSON lines, CSV, ES bulk)
   trawl report --apps apps.toml wan-in.pcap wan-out.pcap
       15-minute traffic reports: circuits, protocols, busy and quiet seconds, top talkers,
       applications, SYNs, retransmissions (--format text, json or html with charts)

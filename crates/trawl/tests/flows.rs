@@ -273,7 +273,7 @@ fn snapshot_flows_add_up_to_tshark_per_interval_bytes() {
         "wireshark-4.0.17/http2_follow_multistream.pcapng",
     ] {
         let path = corpus().join(rel);
-        let (records, _) = run_ok(&["flows", "--snapshot", "100ms", path.to_str().unwrap()]);
+        let (records, _) = run_ok(&["flows", "--snapshot=100ms", path.to_str().unwrap()]);
         let mut ours: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
         for line in records.lines() {
             let r: serde_json::Value = serde_json::from_str(line).unwrap();

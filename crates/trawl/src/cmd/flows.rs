@@ -55,8 +55,15 @@ pub struct Args {
     /// Keep only packets that pass this tcpdump filter expression.
     #[arg(short, long, value_name = "EXPR")]
     pub filter: Option<String>,
-    /// Snapshot flows: each flow's counters over every interval (aligned to multiples of it).
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "100ms")]
+    /// Snapshot flows: each flow's counters over every interval (aligned to multiples of it);
+    /// 100 ms unless given as --snapshot=INTERVAL.
+    #[arg(
+        long,
+        value_name = "INTERVAL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "100ms"
+    )]
     pub snapshot: Option<String>,
     /// Output form.
     #[arg(long, default_value = "jsonl", value_name = "jsonl|csv|es-bulk")]
@@ -174,6 +181,12 @@ pub fn run(args: Args) -> Result<()> {
         Some(interval) => FlowTable::with_snapshots(timeouts, duration("snapshot", interval)?),
         None => FlowTable::new(timeouts),
     };
+    if let Some(f) = args.source.files.iter().find(|f| !f.exists())
+        && let Some(s) = f.to_str()
+        && parse_duration(s).is_ok()
+    {
+        bail!("{s}: no such file; an interval for --snapshot is given as --snapshot={s}");
+    }
     let mut filter = Filter::from_option(args.filter.as_deref())?;
     let mut input = args.source.open()?;
     let to_file = args
