@@ -2,7 +2,7 @@
 //! the paper's were in GMT).
 
 /// `(year, month, day)` of a day counted from 1970-01-01 (Howard Hinnant's civil-from-days).
-fn civil(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -17,7 +17,7 @@ fn civil(days: i64) -> (i64, u32, u32) {
 
 /// `2000-02-10 11:00:00`
 pub fn date_time(secs: u64) -> String {
-    let (y, m, d) = civil((secs / 86_400) as i64);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     format!("{y:04}-{m:02}-{d:02} {}", clock(secs))
 }
 
@@ -36,6 +36,45 @@ pub fn rfc3339(secs: u64) -> String {
 pub fn rfc3339_ns(ns: u64) -> String {
     let (secs, nanos) = (ns / 1_000_000_000, ns % 1_000_000_000);
     format!("{}.{nanos:09}Z", date_time(secs).replace(' ', "T"))
+}
+
+/// A duration in nanoseconds: `15s`, `100ms`, `1.5m`, `2h`, `250us`, `10ns` (a bare number is
+/// seconds), exact to the nanosecond.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let scale: u128 = match unit {
+        "" | "s" => 1_000_000_000,
+        "ms" => 1_000_000,
+        "us" | "µs" => 1_000,
+        "ns" => 1,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => {
+            return Err(format!(
+                "bad duration {s:?}: unknown unit {unit:?} (use ns, us, ms, s, m or h)"
+            ));
+        }
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty())
+        || frac.len() > 9
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return Err(format!("bad duration {s:?}: e.g. 15s, 100ms, 30m"));
+    }
+    let secs: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse()
+            .map_err(|_| format!("duration {s:?} is too long"))?
+    };
+    let nanos: u128 = format!("{frac:0<9}").parse().expect("nine digits");
+    let ns = secs * scale + nanos * scale / 1_000_000_000;
+    u64::try_from(ns).map_err(|_| format!("duration {s:?} is too long"))
 }
 
 #[cfg(test)]

@@ -139,46 +139,11 @@ fn bad(name: &str, detail: impl Into<String>) -> RetrieveError {
     RetrieveError::BadParameter(name.into(), detail.into())
 }
 
-/// A duration as the CLI takes it: `15s`, `100ms`, `1.5m`, `2h`, `250us`, `10ns` (a bare
-/// number is seconds); more than zero.
+/// A duration as the CLI takes it (`15s`, `100ms`, `1.5m`…), more than zero.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let scale: u128 = match unit {
-        "" | "s" => 1_000_000_000,
-        "ms" => 1_000_000,
-        "us" | "µs" => 1_000,
-        "ns" => 1,
-        "m" | "min" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        _ => {
-            return Err(format!(
-                "bad duration {s:?}: unknown unit {unit:?} (use ns, us, ms, s, m or h)"
-            ));
-        }
-    };
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if (int.is_empty() && frac.is_empty())
-        || frac.len() > 9
-        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
-    {
-        return Err(format!("bad duration {s:?}: e.g. 15s, 100ms, 30m"));
-    }
-    let secs: u128 = if int.is_empty() {
-        0
-    } else {
-        int.parse()
-            .map_err(|_| format!("duration {s:?} is too long"))?
-    };
-    let nanos: u128 = format!("{frac:0<9}").parse().expect("nine digits");
-    let ns = secs * scale + nanos * scale / 1_000_000_000;
-    match u64::try_from(ns) {
-        Ok(0) => Err(format!("{s:?}: must be more than zero")),
-        Ok(ns) => Ok(ns),
-        Err(_) => Err(format!("duration {s:?} is too long")),
+    match trawl_flow::time::parse_duration(s)? {
+        0 => Err(format!("{s:?}: must be more than zero")),
+        ns => Ok(ns),
     }
 }
 

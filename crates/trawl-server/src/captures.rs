@@ -675,7 +675,7 @@ pub fn rfc3339(ns: u64) -> String {
     let t = Timestamp::from_nanos(ns);
     let days = (t.secs / 86_400) as i64;
     let rem = t.secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = trawl_flow::time::civil_from_days(days);
     let base = format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         rem / 3600,
@@ -687,20 +687,6 @@ pub fn rfc3339(ns: u64) -> String {
     } else {
         format!("{base}.{:09}Z", t.nanos)
     }
-}
-
-/// The proleptic Gregorian date of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// The server's address as the client reached it (`https://host:port`), for URLs in answers:

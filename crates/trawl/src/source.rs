@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use crate::client::ServerArgs;
-use crate::cmd::pull::absolute;
+use crate::cmd::pull::{absolute, request_window};
 use crate::files::{Input, TimeOrdered, file_error};
 use crate::timespec::{self, TimeSpec};
 
@@ -45,15 +45,7 @@ impl SourceArgs {
             bail!("the window is empty: --from is not before --to");
         }
         let client = self.server.connect_unbounded()?;
-        let (from_ns, to_ns) = (from.as_nanos().to_string(), to.as_nanos().to_string());
-        let mut query: Vec<(&str, &str)> = self
-            .devices
-            .iter()
-            .map(|d| ("device", d.as_str()))
-            .collect();
-        query.push(("from", &from_ns));
-        query.push(("to", &to_ns));
-        let resp = client.get("api/v1/packets", &query)?;
+        let resp = request_window(&client, &self.devices, from, to, None)?;
         let path = PathBuf::from(format!("{} (server window)", self.devices.join(",")));
         let reader = trawl_pcap::CaptureReader::from_maybe_compressed(Box::new(resp))
             .map_err(|e| file_error(&path, e))?;

@@ -48,23 +48,7 @@ pub fn parse(s: &str) -> Result<TimeSpec> {
 
 /// `10s`, `1.5m`, `2h`, `500ms`, `250us`, `10ns`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<u64> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let scale: u64 = match unit {
-        "" | "s" => 1_000_000_000,
-        "ms" => 1_000_000,
-        "us" | "µs" => 1_000,
-        "ns" => 1,
-        "m" | "min" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        _ => bail!("bad duration '{s}': unknown unit '{unit}' (use ns, us, ms, s, m or h)"),
-    };
-    let ts = parse_seconds(num).map_err(|_| anyhow!("bad duration '{s}'"))?;
-    // ts holds the number as seconds; rescale by the unit.
-    let ns = ts.secs as u128 * scale as u128 + ts.nanos as u128 * scale as u128 / 1_000_000_000;
-    u64::try_from(ns).map_err(|_| anyhow!("duration '{s}' is too long"))
+    trawl_flow::time::parse_duration(s).map_err(anyhow::Error::msg)
 }
 
 /// `123.456` as a timestamp, exact to the nanosecond.
@@ -137,25 +121,11 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146097 + doe - 719468
 }
 
-/// The civil date of a day count since 1970-01-01: (year, month, day).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// `2024-03-01 12:00:00.123456789` (UTC), as capinfos shows times.
 pub fn format_utc(t: Timestamp, decimals: usize) -> String {
     let days = (t.secs / 86400) as i64;
     let rem = t.secs % 86400;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = trawl_flow::time::civil_from_days(days);
     let mut s = format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         rem / 3600,
@@ -201,7 +171,7 @@ mod tests {
     #[test]
     fn civil_round_trip() {
         for days in [-1000, 0, 19_000, 50_000] {
-            let (y, m, d) = civil_from_days(days);
+            let (y, m, d) = trawl_flow::time::civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
         assert_eq!(

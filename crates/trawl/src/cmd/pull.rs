@@ -68,6 +68,25 @@ pub(crate) fn absolute(spec: TimeSpec, flag: &str) -> Result<Timestamp> {
     }
 }
 
+/// Asks the server for devices' stored packets in `[from, to)`, merged, optionally filtered:
+/// a pcapng stream.
+pub(crate) fn request_window(
+    client: &crate::client::Client,
+    devices: &[String],
+    from: Timestamp,
+    to: Timestamp,
+    filter: Option<&str>,
+) -> Result<reqwest::blocking::Response> {
+    let (from_ns, to_ns) = (from.as_nanos().to_string(), to.as_nanos().to_string());
+    let mut query: Vec<(&str, &str)> = devices.iter().map(|d| ("device", d.as_str())).collect();
+    query.push(("from", &from_ns));
+    query.push(("to", &to_ns));
+    if let Some(f) = filter {
+        query.push(("filter", f));
+    }
+    client.get("api/v1/packets", &query)
+}
+
 /// Passes every byte read from the download on to the output.
 struct Tee<'a, R> {
     inner: R,
@@ -156,21 +175,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let client = args.server.connect()?;
 
-    let (from_ns, to_ns) = (from.as_nanos().to_string(), to.as_nanos().to_string());
-    let mut query: Vec<(&str, &str)> = args
-        .devices
-        .iter()
-        .map(|d| ("device", d.as_str()))
-        .collect();
-    query.push(("from", &from_ns));
-    query.push(("to", &to_ns));
-    if let Some(f) = &args.filter {
-        query.push(("filter", f));
-    }
     // The output first: a file that cannot be created fails before anything is downloaded.
     let (mut out, partial) = create_output(&args.output)?;
     let name = args.output.display().to_string();
-    let resp = client.get("api/v1/packets", &query)?;
+    let resp = request_window(&client, &args.devices, from, to, args.filter.as_deref())?;
     let got = receive(resp, &mut out, &name, stdout)?;
     out.flush()
         .with_context(|| format!("{name}: write failed"))?;
