@@ -5,7 +5,8 @@
 # zstd); iproute2 for the network-namespace tests; iputils-ping, dnsutils (dig) and curl for the
 # end-to-end tests (crates/trawl/tests/streaming.rs); nfcapd and nfdump from nfdump for the
 # IPFIX export test (crates/trawl/tests/ipfix.rs); with --bench, hyperfine, time and python3
-# (the benchmarks' helpers).
+# (the benchmarks' helpers), and argus (argus-server; ra from argus-client counts its records)
+# and softflowd, the flow exporters bench/flows.sh compares trawl flows against.
 # Safe to run again.
 set -euo pipefail
 need=()
@@ -26,6 +27,9 @@ if [ "${1:-}" = "--bench" ]; then
   command -v hyperfine >/dev/null || need+=(hyperfine)
   [ -x /usr/bin/time ] || need+=(time)
   command -v python3 >/dev/null || need+=(python3)
+  command -v argus >/dev/null || need+=(argus-server)
+  command -v ra >/dev/null || need+=(argus-client)
+  command -v softflowd >/dev/null || need+=(softflowd)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

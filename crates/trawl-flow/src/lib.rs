@@ -20,14 +20,18 @@
 //!
 //! Pure: decoded packets in, flow records out; no I/O, no clock (times are the packets').
 
+pub mod hash;
 pub mod ipfix;
 pub mod record;
 pub mod time;
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use trawl_decode::{Decoded, Net, Transport};
+
+use crate::hash::SeededMap;
 
 /// Where a flow was seen: interface, outer VLAN, Frame Relay DLCI.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,13 +51,43 @@ pub struct Endpoint {
 }
 
 /// What identifies a flow, the same for both directions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
     pub circuit: Circuit,
     pub protocol: u8,
     /// The lower endpoint (addresses, then ports, compared).
     pub lo: Endpoint,
     pub hi: Endpoint,
+}
+
+/// Hashed as a few packed words (4 for IPv4, 6 for IPv6) rather than field by field as derived
+/// (15 or more writes): the flow table hashes a key for every packet. Equal keys pack the same.
+impl Hash for FlowKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let c = &self.circuit;
+        h.write_u64(
+            u64::from(c.interface)
+                | c.vlan.map_or(0, |v| (u64::from(v) | 0x1_0000) << 32)
+                | u64::from(self.protocol) << 56,
+        );
+        h.write_u64(
+            u64::from(self.lo.port)
+                | u64::from(self.hi.port) << 16
+                | c.dlci
+                    .map_or(0, |d| (u64::from(d) & 0xff_ffff | 0x100_0000) << 32),
+        );
+        for a in [&self.lo.addr, &self.hi.addr] {
+            match a {
+                IpAddr::V4(a) => h.write_u64(u64::from(a.to_bits()) | 1 << 32),
+                IpAddr::V6(a) => {
+                    let b = a.to_bits();
+                    h.write_u64(b as u64);
+                    h.write_u64((b >> 64) as u64);
+                }
+            }
+        }
+    }
 }
 
 /// Counters of one direction of a flow.
@@ -203,25 +237,28 @@ struct Snapshots {
     interval_ns: u64,
     /// Start of the current interval (a multiple of the interval).
     start_ns: u64,
-    flows: HashMap<FlowKey, Flow>,
+    flows: SeededMap<FlowKey, Flow>,
 }
 
 /// The flows alive, and the rules that end them.
 pub struct FlowTable {
     timeouts: Timeouts,
     snapshots: Option<Snapshots>,
-    flows: HashMap<FlowKey, Flow>,
+    flows: SeededMap<FlowKey, Flow>,
     /// Time of the latest packet.
     now: u64,
     /// When the table was last swept for idle flows.
     swept: u64,
+    /// The most flows alive at once so far.
+    peak: usize,
     pub skipped: Skipped,
 }
 
 /// The circuit and flow endpoints of a decoded packet: `None` if it is not IP.
 pub fn key_of(circuit_interface: u32, d: &Decoded<'_>) -> Option<(FlowKey, Endpoint)> {
     let (src, dst, protocol) = match &d.net {
-        Net::Ipv4(_) | Net::Ipv6(_) => (d.net.src_addr()?, d.net.dst_addr()?, d.net.protocol()?),
+        Net::Ipv4(ip) => (IpAddr::from(ip.src), IpAddr::from(ip.dst), ip.protocol),
+        Net::Ipv6(ip) => (IpAddr::from(ip.src), IpAddr::from(ip.dst), ip.protocol),
         _ => return None,
     };
     let (sport, dport) = match &d.transport {
@@ -261,9 +298,10 @@ impl FlowTable {
         FlowTable {
             timeouts,
             snapshots: None,
-            flows: HashMap::new(),
+            flows: SeededMap::default(),
             now: 0,
             swept: 0,
+            peak: 0,
             skipped: Skipped::default(),
         }
     }
@@ -278,7 +316,7 @@ impl FlowTable {
         t.snapshots = Some(Snapshots {
             interval_ns: interval_ns.max(1),
             start_ns: 0,
-            flows: HashMap::new(),
+            flows: SeededMap::default(),
         });
         t
     }
@@ -292,6 +330,11 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
+    /// The most flows alive at once so far: what the table's memory is bounded by.
+    pub fn peak_len(&self) -> usize {
+        self.peak
+    }
+
     /// Adds a packet seen at `ts` (ns, in time order) on interface `interface`; flows that end
     /// (idle, or at the active timeout) go to `out`. Says what the packet was to its flow, or
     /// `None` when it is not IP (counted in [`FlowTable::skipped`]).
@@ -302,100 +345,55 @@ impl FlowTable {
         d: &Decoded<'_>,
         mut out: impl FnMut(Flow, EndReason),
     ) -> Option<Seen> {
-        if let Some(snap) = self.snapshots.as_mut() {
-            if ts >= snap.start_ns + snap.interval_ns {
-                snap.emit(&mut out);
-                snap.start_ns = ts - ts % snap.interval_ns;
-            }
-            // The flows' own records are replaced by the snapshots.
-            let seen = self.add_flow(ts, interface, d, |_, _| {})?;
-            let snap = self.snapshots.as_mut().expect("snapshot mode");
-            let (key, src) = key_of(interface, d).expect("an IP packet: add_flow said so");
-            let initiator = self.flows[&key].initiator;
-            let flow = snap.flows.entry(key).or_insert_with(|| Flow {
-                key,
-                initiator,
-                fwd: Direction::default(),
-                rev: Direction::default(),
-            });
-            let dir = if src == flow.initiator {
-                &mut flow.fwd
-            } else {
-                &mut flow.rev
-            };
-            dir.add(ts, d.wire_len);
-            if let Transport::Tcp(t) = &d.transport {
-                dir.tcp_flags |= t.flags;
-            }
-            dir.syns += u64::from(seen.syn);
-            dir.retransmissions += u64::from(seen.retransmission);
-            return Some(seen);
-        }
-        self.add_flow(ts, interface, d, out)
-    }
-
-    fn add_flow(
-        &mut self,
-        ts: u64,
-        interface: u32,
-        d: &Decoded<'_>,
-        mut out: impl FnMut(Flow, EndReason),
-    ) -> Option<Seen> {
         self.now = self.now.max(ts);
         // Idle flows are looked for once per second of packet time: a flow ends at most a
         // second after its idle timeout (the record's times are its packets').
         if self.now.saturating_sub(self.swept) >= 1_000_000_000 {
-            self.sweep(&mut out);
+            if self.snapshots.is_some() {
+                // The flows' own records are replaced by the snapshots.
+                self.sweep(&mut |_, _| {});
+            } else {
+                self.sweep(&mut out);
+            }
+        }
+        if let Some(snap) = self.snapshots.as_mut()
+            && ts >= snap.start_ns + snap.interval_ns
+        {
+            snap.emit(&mut out);
+            snap.start_ns = ts - ts % snap.interval_ns;
         }
         let Some((key, src)) = key_of(interface, d) else {
             self.skipped.not_ip += 1;
             return None;
         };
-        let timeouts = self.timeouts;
-        if let Some(f) = self.flows.get(&key) {
-            let idle = ts.saturating_sub(f.last_ns()) >= timeouts.idle_ns;
-            let active = ts.saturating_sub(f.first_ns()) >= timeouts.active_ns;
-            if idle || active {
-                let f = self.flows.remove(&key).expect("looked up above");
-                let reason = if idle {
-                    EndReason::Idle
-                } else {
-                    EndReason::Active
-                };
-                let next = Flow {
-                    key,
-                    initiator: f.initiator,
-                    fwd: f.fwd.carry_over(),
-                    rev: f.rev.carry_over(),
-                };
-                out(f, reason);
-                if active && !idle {
-                    // The flow goes on: its next record keeps who began it, and its sequence
-                    // tracking.
-                    self.flows.insert(key, next);
-                }
+        let Some(snap) = self.snapshots.as_mut() else {
+            let (seen, _) = track(&mut self.flows, self.timeouts, ts, key, src, d, out);
+            if seen.new_flow {
+                self.peak = self.peak.max(self.flows.len());
             }
+            return Some(seen);
+        };
+        let (seen, initiator) = track(&mut self.flows, self.timeouts, ts, key, src, d, |_, _| {});
+        if seen.new_flow {
+            self.peak = self.peak.max(self.flows.len());
         }
-        let mut seen = Seen::default();
-        let flow = self.flows.entry(key).or_insert_with(|| {
-            seen.new_flow = true;
-            Flow {
-                key,
-                initiator: src,
-                fwd: Direction::default(),
-                rev: Direction::default(),
-            }
+        let flow = snap.flows.entry(key).or_insert_with(|| Flow {
+            key,
+            initiator,
+            fwd: Direction::default(),
+            rev: Direction::default(),
         });
-        seen.forward = src == flow.initiator;
-        let (dir, other) = if seen.forward {
-            (&mut flow.fwd, &flow.rev)
+        let dir = if src == flow.initiator {
+            &mut flow.fwd
         } else {
-            (&mut flow.rev, &flow.fwd)
+            &mut flow.rev
         };
         dir.add(ts, d.wire_len);
         if let Transport::Tcp(t) = &d.transport {
-            (seen.syn, seen.retransmission) = track_tcp(dir, other, t, ts);
+            dir.tcp_flags |= t.flags;
         }
+        dir.syns += u64::from(seen.syn);
+        dir.retransmissions += u64::from(seen.retransmission);
         Some(seen)
     }
 
@@ -409,7 +407,7 @@ impl FlowTable {
             .filter(|(_, f)| now.saturating_sub(f.last_ns()) >= idle)
             .map(|(k, _)| *k)
             .collect();
-        ended.sort_unstable_by_key(|k| self.flows[k].first_ns());
+        ended.sort_unstable_by_key(|k| (self.flows[k].first_ns(), *k));
         for k in ended {
             let f = self.flows.remove(&k).expect("listed above");
             out(f, EndReason::Idle);
@@ -430,6 +428,65 @@ impl FlowTable {
             out(f, EndReason::End);
         }
     }
+}
+
+/// Counts a packet of flow `key` from `src` in `flows`, one hash lookup: ends the flow first if
+/// it has been idle or has lasted the active timeout (to `out`). Says what the packet was, and
+/// who began the flow.
+fn track(
+    flows: &mut SeededMap<FlowKey, Flow>,
+    timeouts: Timeouts,
+    ts: u64,
+    key: FlowKey,
+    src: Endpoint,
+    d: &Decoded<'_>,
+    mut out: impl FnMut(Flow, EndReason),
+) -> (Seen, Endpoint) {
+    let mut seen = Seen::default();
+    let fresh = |initiator| Flow {
+        key,
+        initiator,
+        fwd: Direction::default(),
+        rev: Direction::default(),
+    };
+    let flow = match flows.entry(key) {
+        Entry::Occupied(e) => {
+            let flow = e.into_mut();
+            let idle = ts.saturating_sub(flow.last_ns()) >= timeouts.idle_ns;
+            let active = ts.saturating_sub(flow.first_ns()) >= timeouts.active_ns;
+            if idle {
+                // A new flow, begun by this packet.
+                seen.new_flow = true;
+                out(std::mem::replace(flow, fresh(src)), EndReason::Idle);
+            } else if active {
+                // The flow goes on: its next record keeps who began it, and its sequence
+                // tracking.
+                let next = Flow {
+                    key,
+                    initiator: flow.initiator,
+                    fwd: flow.fwd.carry_over(),
+                    rev: flow.rev.carry_over(),
+                };
+                out(std::mem::replace(flow, next), EndReason::Active);
+            }
+            flow
+        }
+        Entry::Vacant(e) => {
+            seen.new_flow = true;
+            e.insert(fresh(src))
+        }
+    };
+    seen.forward = src == flow.initiator;
+    let (dir, other) = if seen.forward {
+        (&mut flow.fwd, &flow.rev)
+    } else {
+        (&mut flow.rev, &flow.fwd)
+    };
+    dir.add(ts, d.wire_len);
+    if let Transport::Tcp(t) = &d.transport {
+        (seen.syn, seen.retransmission) = track_tcp(dir, other, t, ts);
+    }
+    (seen, flow.initiator)
 }
 
 impl Snapshots {
@@ -730,6 +787,35 @@ mod tests {
             ]
         );
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_record_after_the_active_timeout_keeps_sequence_tracking() {
+        let mut t = FlowTable::new(Timeouts {
+            idle_ns: 10 * S,
+            active_ns: 5 * S,
+        });
+        let flows = run(
+            &mut t,
+            &[
+                (S, tcp(A, 1, B, 2, 1000, 0x10, 100)),
+                (S + 1, udp(A, 7, B, 8, 10)),
+                // Past the active timeout: a new record, which knows the first segment.
+                (7 * S, tcp(A, 1, B, 2, 1000, 0x10, 100)),
+                (7 * S + 1, tcp(A, 1, B, 2, 1100, 0x10, 100)),
+            ],
+        );
+        let tcp: Vec<(EndReason, u64, u64)> = flows
+            .iter()
+            .filter(|(f, _)| f.key.protocol == 6)
+            .map(|(f, r)| (*r, f.fwd.packets, f.fwd.retransmissions))
+            .collect();
+        assert_eq!(
+            tcp,
+            [(EndReason::Active, 1, 0), (EndReason::End, 2, 1)],
+            "the repeat in the second record is a retransmission"
+        );
+        assert_eq!(t.peak_len(), 2, "two flows alive at once at most");
     }
 
     #[test]

@@ -145,12 +145,17 @@ impl<R: Read> CaptureReader<R> {
             caplen.min(snaplen)
         };
         let units: u64 = if nanos { 1_000_000_000 } else { 1_000_000 };
-        // The fraction should be below one second; in damaged files it is not, and libpcap
-        // (hence tcpdump) reads it as a signed 32-bit count added to the seconds. So do we,
-        // wrapping within the 32-bit seconds of the format.
-        let span = (1i128 << 32) * units as i128;
-        let total = (secs as i128 * units as i128 + frac as i32 as i128).rem_euclid(span);
-        let ts = Timestamp::from_units(total as u64, units);
+        let ts = if u64::from(frac) < units {
+            // The usual case, without the 128-bit arithmetic below (a division per record).
+            Timestamp::new(u64::from(secs), if nanos { frac } else { frac * 1000 })
+        } else {
+            // The fraction should be below one second; in damaged files it is not, and libpcap
+            // (hence tcpdump) reads it as a signed 32-bit count added to the seconds. So do we,
+            // wrapping within the 32-bit seconds of the format.
+            let span = (1i128 << 32) * units as i128;
+            let total = (secs as i128 * units as i128 + frac as i32 as i128).rem_euclid(span);
+            Timestamp::from_units(total as u64, units)
+        };
         Ok(Some(RecordLoc {
             interface: 0,
             ts,

@@ -13,9 +13,9 @@ use trawl_decode::{Decoded, Net};
 use trawl_flow::{FlowKey, FlowTable, Timeouts, key_of};
 
 use crate::apps::Apps;
-use crate::hash::FastMap;
 use crate::model::*;
 use crate::{CircuitId, names};
+use trawl_flow::hash::FastMap;
 use trawl_flow::time;
 
 const NS: u64 = 1_000_000_000;

@@ -43,7 +43,6 @@
 
 mod apps;
 mod engine;
-mod hash;
 mod model;
 mod names;
 mod profile;

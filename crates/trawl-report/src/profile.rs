@@ -11,9 +11,9 @@ use std::net::IpAddr;
 
 use trawl_decode::{Decoded, Transport};
 
-use crate::hash::FastMap;
 use crate::model::*;
 use crate::names;
+use trawl_flow::hash::FastMap;
 
 const NS: u64 = 1_000_000_000;
 

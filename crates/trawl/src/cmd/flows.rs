@@ -118,6 +118,8 @@ pub struct Summary {
     /// Packets the filter kept that were not IP.
     pub not_ip: u64,
     pub records: u64,
+    /// The most flows alive at once (what memory is bounded by).
+    pub peak_flows: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipfix: Option<IpfixSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,6 +261,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     progress.finish();
     summary.not_ip = table.skipped.not_ip;
+    summary.peak_flows = table.peak_len() as u64;
     summary.records = sinks.records;
     if let Some(w) = sinks.writer.take()
         && let Err(e) = w.into_inner().flush()
