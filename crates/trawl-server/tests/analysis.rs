@@ -4,9 +4,11 @@
 //! `/api/v1/packets` download of the same window (what `trawl flows --device …` does), and sums
 //! computed here from the input frames for reports and profiles.
 
+mod common;
+
+use common::corpus;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -18,18 +20,6 @@ use trawl_server::{Config, NewOrganisation, Rotation, Server, Tls};
 use trawl_wire::{BatchBuilder, Drops};
 
 const EXAMPLE: &str = "pcapplusplus/Tests/Pcap++Test/PcapExamples/example.pcap";
-
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("TRAWL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    assert!(
-        dir.join("INDEX.tsv").exists(),
-        "the test corpus is not at {} (set TRAWL_CORPUS)",
-        dir.display()
-    );
-    dir
-}
 
 /// One input frame, and the device it was given to.
 #[derive(Clone)]

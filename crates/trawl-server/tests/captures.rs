@@ -6,6 +6,9 @@
 //! credentials an upload may come with; tags, notes and search; saved windows; organisations kept
 //! apart. (curl, tcpdump and the memory bound are in crates/trawl/tests/uploads.rs.)
 
+mod common;
+
+use common::corpus;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -22,18 +25,6 @@ use trawl_wire::{BatchBuilder, Drops};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("TRAWL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/corpus"));
-    assert!(
-        dir.join("INDEX.tsv").exists(),
-        "the test corpus is not at {} (set TRAWL_CORPUS)",
-        dir.display()
-    );
-    dir
 }
 
 /// A temporary directory, in memory when /dev/shm exists: uploads sync their files, and the

@@ -4,6 +4,9 @@
 //! segments a window opens, counted by calling the planner directly; and the compile endpoint
 //! against `tcpdump -dd`.
 
+mod common;
+
+use common::corpus;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,18 +21,6 @@ use trawl_store::StoredPacket;
 use trawl_wire::{BatchBuilder, Drops};
 
 const EXAMPLE: &str = "pcapplusplus/Tests/Pcap++Test/PcapExamples/example.pcap";
-
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("TRAWL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    assert!(
-        dir.join("INDEX.tsv").exists(),
-        "the test corpus is not at {} (set TRAWL_CORPUS)",
-        dir.display()
-    );
-    dir
-}
 
 /// Runs a reference tool, which must succeed; its stdout.
 fn tool(name: &str, args: &[&str]) -> String {
