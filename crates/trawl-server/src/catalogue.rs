@@ -164,7 +164,12 @@ CREATE TABLE IF NOT EXISTS capture_tags (
     tag TEXT NOT NULL,
     PRIMARY KEY (capture_id, tag)
 );
-CREATE INDEX IF NOT EXISTS capture_tags_by_tag ON capture_tags (org_id, tag);
+-- A capture's tags and devices are read by (org_id, capture_id) through the primary keys, which
+-- lead with capture_id. An index leading with org_id would be taken for those reads instead and
+-- walk every row of the organisation: listing 50 of 10 000 captures took 0.4 s. So the indexes
+-- by tag and by device lead with the tag and the device (catalogues made before are changed).
+DROP INDEX IF EXISTS capture_tags_by_tag;
+CREATE INDEX IF NOT EXISTS capture_tags_by_tag_name ON capture_tags (tag, org_id, capture_id);
 CREATE TABLE IF NOT EXISTS capture_devices (
     capture_id INTEGER NOT NULL REFERENCES captures(id) ON DELETE CASCADE,
     org_id INTEGER NOT NULL REFERENCES organisations(id),
@@ -172,7 +177,9 @@ CREATE TABLE IF NOT EXISTS capture_devices (
     position INTEGER NOT NULL,
     PRIMARY KEY (capture_id, device_id)
 );
-CREATE INDEX IF NOT EXISTS capture_devices_by_device ON capture_devices (org_id, device_id);
+DROP INDEX IF EXISTS capture_devices_by_device;
+CREATE INDEX IF NOT EXISTS capture_devices_by_device_id
+    ON capture_devices (device_id, org_id, capture_id);
 CREATE TABLE IF NOT EXISTS capture_parts (
     capture_id INTEGER NOT NULL REFERENCES captures(id) ON DELETE CASCADE,
     org_id INTEGER NOT NULL REFERENCES organisations(id),
@@ -311,6 +318,7 @@ impl Catalogue {
         conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::jobs::SCHEMA)?;
+        conn.execute_batch(crate::annotations::SCHEMA)?;
         for (table, column, declaration) in ADDED_COLUMNS {
             let present: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",

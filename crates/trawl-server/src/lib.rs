@@ -4,7 +4,8 @@
 //!
 //! [`Server::start`] takes a [`Config`] (data directory, listen address, TLS) and serves the API
 //! in [`api`] on tokio and axum. Its pieces, along the data path:
-//! - `api`: routes, credentials, JSON errors;
+//! - `api`: routes (one table, [`ROUTES`], described by `openapi.json`: [`OPENAPI`]),
+//!   credentials, JSON errors;
 //! - `ingest`: `Batch::parse` → `judge` → segment append and `sync` (trawl-store) → catalogue,
 //!   one batch of a stream at a time;
 //! - [`retrieve`]: devices' packets in a time window, merged, filtered, streamed as pcapng; the
@@ -15,7 +16,8 @@
 //!   still being captured) parsed as it arrives into staged segments, committed as a capture only
 //!   once all of it is good; a window of stored packets saved as a capture the same way;
 //! - [`captures`]: the captures model (uploads, saved windows, later jobs) with tags and notes,
-//!   its search, and the download of a capture;
+//!   its search, and the download of a capture; [`annotations`]: per-packet comments, carried
+//!   into the download as pcapng packet comments;
 //! - [`catalogue`]: SQLite (WAL): organisations, tokens, devices, streams, segments — every
 //!   query scoped to one organisation;
 //! - [`tls`]: the certificate, self-signed on first start.
@@ -31,6 +33,7 @@
 //! (+ `.idx`; uploads being received in `captures/.staging/`).
 
 pub mod analysis;
+pub mod annotations;
 mod api;
 pub mod captures;
 pub mod catalogue;
@@ -51,6 +54,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use api::{OPENAPI, ROUTES};
 pub use catalogue::{Catalogue, CatalogueError, DeviceSummary, NewOrganisation, SegmentRecord};
 pub use devices::StreamStatus;
 pub use ingest::Rotation;
