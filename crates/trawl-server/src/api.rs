@@ -12,18 +12,20 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use trawl_wire::WireError;
 
-use crate::catalogue::{self, Catalogue, DeviceAuth, DeviceId, OrgId};
+use crate::auth::{Auth, Role, handlers as auth_api};
+use crate::catalogue::{self, Catalogue, DeviceAuth, DeviceId};
 use crate::fanout::{Fanout, StoredBatch};
 use crate::ingest::{Ingest, IngestError, Outcome, StreamSlot};
 use crate::jobs::{self, CommandHub};
 use crate::metrics::{BatchOutcome, StorageFailure};
 use crate::retention::Retention;
+use crate::shares::{self, ShareKey};
 use crate::{analysis, captures, devices, metrics, retention, upload};
 
 /// A request body larger than this is not even read to the end: the connection is dropped.
@@ -46,6 +48,10 @@ pub(crate) struct AppState {
     pub fanout: Arc<Fanout>,
     /// `https` or `http`: how clients reach the server, for URLs in answers.
     pub scheme: &'static str,
+    /// Sessions, login throttling, password hashing.
+    pub auth: Arc<Auth>,
+    /// The key share links are signed with.
+    pub share_key: Arc<ShareKey>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -124,7 +130,31 @@ pub(crate) fn router(state: AppState) -> Router {
             delete(captures::remove_tag),
         )
         .route("/api/v1/captures/{id}/notes", put(captures::put_notes))
+        .route("/api/v1/login", post(auth_api::login))
+        .route("/api/v1/logout", post(auth_api::logout))
+        .route("/api/v1/me", get(auth_api::me))
+        .route(
+            "/api/v1/users",
+            get(auth_api::list_users).post(auth_api::create_user),
+        )
+        .route(
+            "/api/v1/users/{id}",
+            patch(auth_api::change_user).delete(auth_api::delete_user),
+        )
+        .route(
+            "/api/v1/tokens",
+            get(auth_api::list_tokens).post(auth_api::create_token),
+        )
+        .route("/api/v1/tokens/{id}", delete(auth_api::delete_token))
+        .route(
+            "/api/v1/captures/{id}/shares",
+            get(shares::list).post(shares::create),
+        )
+        .route("/api/v1/shares/{id}", delete(shares::revoke))
+        .route("/api/v1/shared/{token}", get(shares::shared))
+        .route("/api/v1/shared/{token}/pcapng", get(shares::download))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(axum::middleware::from_fn(crate::auth::csrf))
         .with_state(state)
 }
 
@@ -162,6 +192,11 @@ impl ApiError {
     pub(crate) fn with_challenge(mut self, challenge: &'static str) -> Self {
         self.challenge = Some(challenge);
         self
+    }
+
+    /// What was wrong, as the answer's `detail` says it.
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
     }
 
     pub(crate) fn unauthorized(detail: &str) -> Self {
@@ -240,14 +275,6 @@ impl AppState {
         .map_err(ApiError::internal)
     }
 
-    /// The organisation whose admin token the request carries.
-    pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<OrgId, ApiError> {
-        let token = bearer(headers)?;
-        self.db(move |c| c.admin_org(&token))
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown admin token"))
-    }
-
     /// The device whose credential the request carries; a revoked device is refused.
     pub(crate) async fn device(&self, headers: &HeaderMap) -> Result<DeviceAuth, ApiError> {
         let credential = bearer(headers)?;
@@ -291,7 +318,7 @@ async fn create_enrolment_token(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Admin).await?.org;
     let token = st.db(move |c| c.create_enrolment_token(org)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "token": token }))).into_response())
 }
@@ -471,7 +498,7 @@ async fn revoke_device(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Admin).await?.org;
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
