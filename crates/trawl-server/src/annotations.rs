@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, AppState};
+use crate::auth::Role;
 use crate::captures::{CaptureId, capture_id, not_found, rfc3339};
 use crate::catalogue::{self, Catalogue, OrgId, from_sql, now_ns, to_sql};
 
@@ -196,7 +197,7 @@ pub(crate) async fn list(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let n = capture_id(&id)?;
     let found = st
         .db(move |c| c.annotations(org, n))
@@ -219,9 +220,10 @@ pub(crate) async fn put(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
-    // The organisation's admin token. When users sign in, the author is the user's name.
-    let author = "admin".to_owned();
+    let who = st.auth(&headers, Role::Operator).await?;
+    let org = who.org;
+    // The user's name; an organisation admin token (or a token it made) writes as "admin".
+    let author = who.user.map_or_else(|| "admin".to_owned(), |u| u.name);
     let n = capture_id(&id)?;
     let number = packet_number(&id, &packet)?;
     let CommentBody { comment } = serde_json::from_slice(&body).map_err(|e| {
@@ -260,7 +262,7 @@ pub(crate) async fn delete(
     UrlPath((id, packet)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Operator).await?.org;
     let n = capture_id(&id)?;
     let number = packet_number(&id, &packet)?;
     let had = st

@@ -18,12 +18,14 @@ use serde::Deserialize;
 use serde_json::json;
 use trawl_wire::WireError;
 
-use crate::catalogue::{self, Catalogue, DeviceAuth, DeviceId, OrgId};
+use crate::auth::{Auth, Role, handlers as auth_api};
+use crate::catalogue::{self, Catalogue, DeviceAuth, DeviceId};
 use crate::fanout::{Fanout, StoredBatch};
 use crate::ingest::{Ingest, IngestError, Outcome, StreamSlot};
 use crate::jobs::{self, CommandHub};
 use crate::metrics::{BatchOutcome, StorageFailure};
 use crate::retention::Retention;
+use crate::shares::{self, ShareKey};
 use crate::{analysis, annotations, captures, devices, metrics, retention, upload};
 
 /// A request body larger than this is not even read to the end: the connection is dropped.
@@ -46,6 +48,10 @@ pub(crate) struct AppState {
     pub fanout: Arc<Fanout>,
     /// `https` or `http`: how clients reach the server, for URLs in answers.
     pub scheme: &'static str,
+    /// Sessions, login throttling, password hashing.
+    pub auth: Arc<Auth>,
+    /// The key share links are signed with.
+    pub share_key: Arc<ShareKey>,
 }
 
 /// Declares the API's routes once: [`ROUTES`] lists every (method, path) and `api_routes` adds
@@ -143,11 +149,26 @@ routes! {
         put(annotations::put),
         delete(annotations::delete),
     },
+    "/api/v1/login" => { post(auth_api::login) },
+    "/api/v1/logout" => { post(auth_api::logout) },
+    "/api/v1/me" => { get(auth_api::me) },
+    "/api/v1/users" => { get(auth_api::list_users), post(auth_api::create_user) },
+    "/api/v1/users/{id}" => {
+        patch(auth_api::change_user),
+        delete(auth_api::delete_user),
+    },
+    "/api/v1/tokens" => { get(auth_api::list_tokens), post(auth_api::create_token) },
+    "/api/v1/tokens/{id}" => { delete(auth_api::delete_token) },
+    "/api/v1/captures/{id}/shares" => { get(shares::list), post(shares::create) },
+    "/api/v1/shares/{id}" => { delete(shares::revoke) },
+    "/api/v1/shared/{token}" => { get(shares::shared) },
+    "/api/v1/shared/{token}/pcapng" => { get(shares::download) },
 }
 
 pub(crate) fn router(state: AppState) -> Router {
     api_routes(Router::new())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(axum::middleware::from_fn(crate::auth::csrf))
         .with_state(state)
 }
 
@@ -192,6 +213,11 @@ impl ApiError {
     pub(crate) fn with_challenge(mut self, challenge: &'static str) -> Self {
         self.challenge = Some(challenge);
         self
+    }
+
+    /// What was wrong, as the answer's `detail` says it.
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
     }
 
     pub(crate) fn unauthorized(detail: &str) -> Self {
@@ -270,14 +296,6 @@ impl AppState {
         .map_err(ApiError::internal)
     }
 
-    /// The organisation whose admin token the request carries.
-    pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<OrgId, ApiError> {
-        let token = bearer(headers)?;
-        self.db(move |c| c.admin_org(&token))
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown admin token"))
-    }
-
     /// The device whose credential the request carries; a revoked device is refused.
     pub(crate) async fn device(&self, headers: &HeaderMap) -> Result<DeviceAuth, ApiError> {
         let credential = bearer(headers)?;
@@ -321,7 +339,7 @@ async fn create_enrolment_token(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Admin).await?.org;
     let token = st.db(move |c| c.create_enrolment_token(org)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "token": token }))).into_response())
 }
@@ -501,7 +519,7 @@ async fn revoke_device(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Admin).await?.org;
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,

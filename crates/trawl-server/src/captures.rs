@@ -40,6 +40,7 @@ use trawl_pcap::{Interface, PcapngWriter, Timestamp, opt};
 use trawl_store::SegmentReader;
 
 use crate::api::{ApiError, AppState};
+use crate::auth::Role;
 use crate::catalogue::{self, Catalogue, DeviceId, DeviceRef, OrgId, from_sql, now_ns, to_sql};
 use crate::retrieve::{self, RetrieveError};
 
@@ -834,7 +835,7 @@ pub(crate) async fn list(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let Query(params) = query.map_err(|e| bad_request(e.body_text()))?;
     let mut q = CaptureQuery::default();
     let mut device_key = None;
@@ -962,7 +963,7 @@ pub(crate) async fn show(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let n = capture_id(&id)?;
     let found = st.db(move |c| c.capture(org, n)).await?;
     let capture = found.ok_or_else(|| not_found(&id))?;
@@ -976,7 +977,7 @@ pub(crate) async fn delete(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Admin).await?.org;
     let n = capture_id(&id)?;
     let dir = st
         .db(move |c| c.delete_capture(org, n))
@@ -1013,7 +1014,7 @@ pub(crate) async fn add_tags(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Operator).await?.org;
     let n = capture_id(&id)?;
     let TagsBody { tags } = serde_json::from_slice(&body).map_err(|e| {
         bad_request(format!(
@@ -1040,7 +1041,7 @@ pub(crate) async fn remove_tag(
     UrlPath((id, tag)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Operator).await?.org;
     let n = capture_id(&id)?;
     let t = tag.clone();
     let had = st
@@ -1066,7 +1067,7 @@ pub(crate) async fn put_notes(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Operator).await?.org;
     let n = capture_id(&id)?;
     let json_body = headers
         .get(header::CONTENT_TYPE)
@@ -1465,7 +1466,7 @@ pub(crate) async fn download(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let n = capture_id(&id)?;
     let Query(params) = query.map_err(|e| bad_request(e.body_text()))?;
     let mut filter = None;
@@ -1482,15 +1483,30 @@ pub(crate) async fn download(
             }
         }
     }
+    serve_download(&st, org, n, filter)
+        .await?
+        .ok_or_else(|| not_found(&id))
+}
+
+/// Capture `n` of `org` streamed as a pcapng attachment, only the packets `filter` keeps (if
+/// any); `None` if `org` has no such capture. Also what a share link downloads.
+pub(crate) async fn serve_download(
+    st: &AppState,
+    org: OrgId,
+    n: CaptureId,
+    filter: Option<String>,
+) -> Result<Option<Response>, ApiError> {
     let (data_dir, catalogue) = (st.ingest.data_dir.clone(), st.catalogue.clone());
     let planned = tokio::task::spawn_blocking(move || {
         CaptureDownload::new(&data_dir, &catalogue, org, n, filter)
     })
     .await
     .map_err(ApiError::internal)??;
-    let plan = planned.ok_or_else(|| not_found(&id))?;
+    let Some(plan) = planned else {
+        return Ok(None);
+    };
     let file_name = plan.file_name().to_owned();
-    Ok(retrieve::stream_pcapng(
+    Ok(Some(retrieve::stream_pcapng(
         &file_name,
         format!("download of capture {n} of organisation {org}"),
         move |out| plan.write(out),
@@ -1500,7 +1516,7 @@ pub(crate) async fn download(
                 s.packets, s.packets_read, s.bytes
             )
         },
-    ))
+    )))
 }
 
 #[cfg(test)]

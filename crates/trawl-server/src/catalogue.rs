@@ -3,7 +3,8 @@
 //! Organisations, their admin tokens and one-time enrolment tokens, devices (with the hash of
 //! their credential), streams (per device, stream name and epoch: the last stored batch),
 //! segments (file, time range, packets, bytes, drops), and captures with their tags, devices and
-//! stored parts (queries in `captures.rs`). Every method that reads or changes
+//! stored parts (queries in `captures.rs`), users, sessions and API tokens (`auth/store.rs`),
+//! share links (`shares.rs`). Every method that reads or changes
 //! something an organisation owns takes that organisation's id and puts it in its `WHERE`
 //! clause, so no query crosses organisations.
 //!
@@ -34,6 +35,8 @@ pub enum CatalogueError {
     Raced { stream: i64, expected: u64 },
     #[error("an organisation named \"{0}\" already exists")]
     OrganisationExists(String),
+    #[error("a user named \"{0}\" already exists in this organisation")]
+    UserExists(String),
     #[error("putting a capture's files in place: {0}")]
     Files(std::io::Error),
 }
@@ -319,6 +322,8 @@ impl Catalogue {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::jobs::SCHEMA)?;
         conn.execute_batch(crate::annotations::SCHEMA)?;
+        conn.execute_batch(crate::auth::SCHEMA)?;
+        conn.execute_batch(crate::shares::SCHEMA)?;
         for (table, column, declaration) in ADDED_COLUMNS {
             let present: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
@@ -349,6 +354,18 @@ impl Catalogue {
             .query_row(
                 "SELECT id FROM organisations WHERE name = ?1",
                 params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The name of organisation `id`.
+    pub fn organisation_name(&self, id: OrgId) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name FROM organisations WHERE id = ?1",
+                params![id],
                 |r| r.get(0),
             )
             .optional()?)

@@ -850,7 +850,6 @@ async fn another_organisation_finds_nothing_of_ours() {
 }
 
 #[tokio::test]
-#[ignore = "needs users, sessions, API tokens and share links: the auth branch of issue 6"]
 async fn each_role_gets_what_its_role_allows_by_session_and_by_token() {
     let w = World::new(true).await;
     let mut problems = Vec::new();
