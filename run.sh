@@ -6,7 +6,8 @@
 #   3. enrols a local agent (state in ./trawl-agent) and streams a freshly generated capture
 #      through it, as a device would stream what it captures;
 #   4. lists the devices, pulls 50 ms of its HTTPS packets back from the server, and shows them;
-#   5. leaves the server running until Ctrl-C.
+#   5. leaves the server running until Ctrl-C, with the web pages at its address (user admin,
+#      password in ./trawl-data/web-password).
 # Env: TRAWL_LISTEN (default 127.0.0.1:8443), TRAWL_DATA (./trawl-data), TRAWL_AGENT (./trawl-agent).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -36,6 +37,14 @@ sed -n '1,/^stop with/p' "$data/server.out" | grep -v '^admin token:'
 if grep -q '^admin token: ' "$data/server.out"; then
   (umask 077; sed -n 's/^admin token: //p' "$data/server.out" > "$data/admin-token")
   echo "(the admin token is in $data/admin-token for this demo)"
+fi
+# A web user for the pages at $url: made once, its password kept (mode 0600) beside the token.
+if [ ! -s "$data/web-password" ]; then
+  (umask 077; head -c 12 /dev/urandom | base64 | tr -d '/+=' > "$data/web-password")
+  if ! "$T" user add admin --role admin --data "$data" --password-stdin < "$data/web-password" >/dev/null 2>&1; then
+    echo "(a web user named admin exists already: its password is not in $data/web-password)"
+    rm -f "$data/web-password"
+  fi
 fi
 export TRAWL_SERVER=$url TRAWL_CA=$data/tls/cert.pem
 if [ -s "$data/admin-token" ]; then
@@ -74,6 +83,8 @@ fi
 
 step "the server keeps running at $url (Ctrl-C stops it)"
 cat <<EOF
+  web pages:                          $url/  (organisation default, user admin, password in $data/web-password;
+                                      the certificate is self-signed: $data/tls/cert.pem)
   capture on this machine (as root):  $T agent --state $agent_state -i eth0
   enrol another device:               $T org enrollment-token --data $data
   status:                             $T devices    (with TRAWL_SERVER, TRAWL_CA, TRAWL_TOKEN set as above)
