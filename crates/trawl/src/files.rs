@@ -156,10 +156,19 @@ impl Drop for Partial {
 }
 
 /// Opens an output (`-`: standard output), buffered and written on its own thread. A file is
-/// written under a temporary name until [`Partial::commit`].
+/// written under a temporary name until [`Partial::commit`]; anything that exists and is not a
+/// regular file (`/dev/null`, a FIFO, a terminal) is written in place: renaming over it would
+/// replace the device or pipe with a file.
 pub fn create_output(path: &Path) -> Result<(Box<dyn Write>, Option<Partial>)> {
     if path == Path::new("-") {
         return Ok((Box::new(WriteBehind::new(io::stdout())), None));
+    }
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open for writing", path.display()))?;
+        return Ok((Box::new(WriteBehind::new(f)), None));
     }
     let name = path
         .file_name()

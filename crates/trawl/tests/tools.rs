@@ -530,3 +530,46 @@ fn a_corrupt_record_fails_the_command_and_leaves_no_output() {
         "left behind: {left:?}"
     );
 }
+
+#[test]
+fn an_output_that_is_a_pipe_is_written_through_not_replaced() {
+    // `-o /dev/null` or `-o FIFO`: the output is written in place. Writing a temporary file and
+    // renaming it over the name (what a regular file gets) would replace the device or pipe.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("out.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let input = corpus().join("wireshark-4.0.17/dhcp.pcap");
+    trawl(&["cat", "-o", fifo.to_str().unwrap(), input.to_str().unwrap()]).unwrap();
+    use std::os::unix::fs::FileTypeExt;
+    // Checked before waiting for the reader: if the FIFO was replaced, nothing ever opens it.
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+    let through = reader.join().unwrap();
+    let direct = dir.path().join("direct.pcapng");
+    trawl(&[
+        "cat",
+        "-o",
+        direct.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(
+        through,
+        std::fs::read(&direct).unwrap(),
+        "what came through the pipe"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
