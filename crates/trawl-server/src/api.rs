@@ -124,6 +124,7 @@ pub(crate) fn router(state: AppState) -> Router {
             delete(captures::remove_tag),
         )
         .route("/api/v1/captures/{id}/notes", put(captures::put_notes))
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }

@@ -18,7 +18,8 @@
 //!   its search, and the download of a capture;
 //! - [`catalogue`]: SQLite (WAL): organisations, tokens, devices, streams, segments — every
 //!   query scoped to one organisation;
-//! - [`tls`]: the certificate, self-signed on first start.
+//! - [`tls`]: the certificate, self-signed on first start;
+//! - `web`: the web UI's pages and scripts, embedded and served at `/`, `/ui/…` and `/s/…`.
 //!
 //! Beside the data path: `metrics` (counters, `GET /metrics`), `retention` (a background pass
 //! deleting old segments per organisation's age and size limits, `/api/v1/retention`),
@@ -44,6 +45,7 @@ pub mod retrieve;
 mod secret;
 pub mod tls;
 mod upload;
+mod web;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
