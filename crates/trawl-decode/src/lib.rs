@@ -84,22 +84,30 @@ pub fn decode(link_type: u32, data: &[u8]) -> Decoded<'_> {
 /// Decodes one packet; `wire_len` is its length on the wire (`orig_len`), which decides the
 /// lengths tcpdump prints when the capture was cut short by the snapshot length.
 pub fn decode_with_wire_len(link_type: u32, data: &[u8], wire_len: u32) -> Decoded<'_> {
+    // Built in place and returned once: with early returns of `d` itself the whole value
+    // (hundreds of bytes) was copied out on every packet.
     let mut d = Decoded::new(link_type, data, wire_len);
-    let Some((net, off)) = link::decode(&mut d) else {
-        return d;
+    decode_layers(&mut d);
+    d
+}
+
+/// Every layer after the link's, into `d`.
+fn decode_layers(d: &mut Decoded<'_>) {
+    let Some((net, off)) = link::decode(d) else {
+        return;
     };
     let (protocol, off, wire) = match net {
         NetProto::Arp => {
-            net::arp::decode(&mut d, off);
-            return d;
+            net::arp::decode(d, off);
+            return;
         }
-        NetProto::Ipv4 => match net::ipv4::decode(&mut d, off) {
+        NetProto::Ipv4 => match net::ipv4::decode(d, off) {
             Some(next) => next,
-            None => return d,
+            None => return,
         },
-        NetProto::Ipv6 => match net::ipv6::decode(&mut d, off) {
+        NetProto::Ipv6 => match net::ipv6::decode(d, off) {
             Some(next) => next,
-            None => return d,
+            None => return,
         },
     };
     let ip_layer = if matches!(d.net, Net::Ipv4(_)) {
@@ -109,36 +117,35 @@ pub fn decode_with_wire_len(link_type: u32, data: &[u8], wire_len: u32) -> Decod
     };
     match protocol {
         proto::TCP => {
-            if let Some(tcp) = transport::tcp::decode(&mut d, off, wire) {
+            if let Some(tcp) = transport::tcp::decode(d, off, wire) {
                 let payload_off = off + usize::from(tcp.header_len);
                 if tcp.payload_len > 2
                     && (tcp.src_port == app::dns::PORT || tcp.dst_port == app::dns::PORT)
                 {
                     // DNS over TCP: a 2-byte length prefix, then the message.
-                    dns(&mut d, payload_off + 2, tcp.payload_len - 2, true);
+                    dns(d, payload_off + 2, tcp.payload_len - 2, true);
                 } else {
                     d.set_stop(Layer::Tcp, payload_off, StopReason::Complete);
                 }
             }
         }
         proto::UDP => {
-            if let Some(udp) = transport::udp::decode(&mut d, off, wire) {
+            if let Some(udp) = transport::udp::decode(d, off, wire) {
                 let payload_off = off + transport::udp::HEADER_LEN;
                 let is_dns = [app::dns::PORT, app::dns::MDNS_PORT]
                     .iter()
                     .any(|&p| udp.src_port == p || udp.dst_port == p);
                 if is_dns {
-                    dns(&mut d, payload_off, udp.payload_len, false);
+                    dns(d, payload_off, udp.payload_len, false);
                 } else {
                     d.set_stop(Layer::Udp, payload_off, StopReason::Complete);
                 }
             }
         }
-        proto::ICMP => transport::icmp::decode(&mut d, off, wire, false),
-        proto::ICMPV6 => transport::icmp::decode(&mut d, off, wire, true),
+        proto::ICMP => transport::icmp::decode(d, off, wire, false),
+        proto::ICMPV6 => transport::icmp::decode(d, off, wire, true),
         _ => d.set_stop(ip_layer, off, StopReason::Unsupported),
     }
-    d
 }
 
 fn dns(d: &mut Decoded<'_>, off: usize, length: u32, over_tcp: bool) {

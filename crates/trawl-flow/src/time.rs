@@ -34,8 +34,41 @@ pub fn rfc3339(secs: u64) -> String {
 
 /// `2000-02-10T11:00:00.123456789Z`, from nanoseconds since 1970.
 pub fn rfc3339_ns(ns: u64) -> String {
+    // Written digit by digit: flow records carry two of these each, and `format!` made them
+    // a tenth of `trawl flows`' instructions.
     let (secs, nanos) = (ns / 1_000_000_000, ns % 1_000_000_000);
-    format!("{}.{nanos:09}Z", date_time(secs).replace(' ', "T"))
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    let mut out = Vec::with_capacity(30);
+    if (0..10_000).contains(&y) {
+        push_digits(&mut out, y as u64, 4);
+    } else {
+        out.extend_from_slice(y.to_string().as_bytes());
+    }
+    out.push(b'-');
+    push_digits(&mut out, u64::from(m), 2);
+    out.push(b'-');
+    push_digits(&mut out, u64::from(d), 2);
+    out.push(b'T');
+    push_digits(&mut out, s / 3600, 2);
+    out.push(b':');
+    push_digits(&mut out, s / 60 % 60, 2);
+    out.push(b':');
+    push_digits(&mut out, s % 60, 2);
+    out.push(b'.');
+    push_digits(&mut out, nanos, 9);
+    out.push(b'Z');
+    String::from_utf8(out).expect("ASCII digits and separators")
+}
+
+/// `value` in exactly `width` decimal digits (zero-padded; `value` must fit).
+fn push_digits(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// A duration in nanoseconds: `15s`, `100ms`, `1.5m`, `2h`, `250us`, `10ns` (a bare number is
@@ -92,5 +125,19 @@ mod tests {
             rfc3339_ns(1_709_294_400_000_000_007),
             "2024-03-01T12:00:00.000000007Z"
         );
+    }
+
+    #[test]
+    fn nanosecond_times_agree_with_the_date_and_clock() {
+        // The digit-by-digit form against `date_time`, over the whole range a u64 of
+        // nanoseconds reaches (to 2554), with a spread of sub-second parts.
+        let mut ns: u64 = 0;
+        while ns < u64::MAX - 3_999_999_999_999_937 {
+            let (secs, nanos) = (ns / 1_000_000_000, ns % 1_000_000_000);
+            let expected = format!("{}.{nanos:09}Z", date_time(secs).replace(' ', "T"));
+            assert_eq!(rfc3339_ns(ns), expected, "{ns}");
+            ns += 3_999_999_999_999_937;
+        }
+        assert_eq!(rfc3339_ns(u64::MAX), "2554-07-21T23:34:33.709551615Z");
     }
 }

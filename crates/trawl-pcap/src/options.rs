@@ -211,6 +211,12 @@ impl OwnedOptions {
         OwnedOptions { bytes }
     }
 
+    /// A packet block's options, owned (little-endian): to add options to before writing the
+    /// packet again.
+    pub fn of_packet(options: Options<'_>) -> Self {
+        Self::from_options(options, BlockKind::Packet)
+    }
+
     pub fn push(&mut self, code: u16, value: &[u8]) -> &mut Self {
         push_option(&mut self.bytes, code, value);
         self

@@ -31,6 +31,7 @@ use trawl_flow::{EndReason, Flow, FlowTable, Timeouts};
 use trawl_report::{Apps, Busiest, MAX_PERIOD_SECS, Profile, Report, SessionSpec};
 
 use crate::api::{ApiError, AppState};
+use crate::auth::Role;
 use crate::captures::{self, CaptureDownload};
 use crate::retrieve::{self, PacketSource, Plan, PullRequest, RetrieveError};
 
@@ -512,7 +513,7 @@ async fn analyse(
     target: Target,
     body: Option<Bytes>,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let Query(params) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let (rest, mut analysis) = parse_query(kind, &params, matches!(target, Target::Window))?;

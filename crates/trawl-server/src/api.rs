@@ -12,19 +12,21 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::MethodRouter;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use trawl_wire::WireError;
 
-use crate::catalogue::{self, Catalogue, DeviceAuth, DeviceId, OrgId};
+use crate::auth::{Auth, Role, handlers as auth_api};
+use crate::catalogue::{self, Catalogue, DeviceAuth, DeviceId};
 use crate::fanout::{Fanout, StoredBatch};
 use crate::ingest::{Ingest, IngestError, Outcome, StreamSlot};
 use crate::jobs::{self, CommandHub};
 use crate::metrics::{BatchOutcome, StorageFailure};
 use crate::retention::Retention;
-use crate::{analysis, captures, devices, metrics, retention, upload};
+use crate::shares::{self, ShareKey};
+use crate::{analysis, annotations, captures, devices, metrics, retention, upload};
 
 /// A request body larger than this is not even read to the end: the connection is dropped.
 /// Up to it, an oversized batch is read and thrown away so that the client gets its `413`.
@@ -46,87 +48,136 @@ pub(crate) struct AppState {
     pub fanout: Arc<Fanout>,
     /// `https` or `http`: how clients reach the server, for URLs in answers.
     pub scheme: &'static str,
+    /// Sessions, login throttling, password hashing.
+    pub auth: Arc<Auth>,
+    /// The key share links are signed with.
+    pub share_key: Arc<ShareKey>,
+}
+
+/// Declares the API's routes once: [`ROUTES`] lists every (method, path) and `api_routes` adds
+/// them to a router, from the same lines, so the list cannot drift from what is served. The
+/// OpenAPI description (`openapi.json`) is held equal to the list by `tests/openapi.rs`.
+macro_rules! routes {
+    ($($path:literal => { $($method:ident($handler:expr)),+ $(,)? }),* $(,)?) => {
+        /// Every (method, path) of the API, as the router serves them.
+        pub const ROUTES: &[(&str, &str)] = &[$($((method_name!($method), $path)),+),*];
+
+        fn api_routes(router: Router<AppState>) -> Router<AppState> {
+            router$(.route($path, MethodRouter::new()$(.$method($handler))+))*
+        }
+    };
+}
+
+macro_rules! method_name {
+    (get) => {
+        "GET"
+    };
+    (post) => {
+        "POST"
+    };
+    (put) => {
+        "PUT"
+    };
+    (patch) => {
+        "PATCH"
+    };
+    (delete) => {
+        "DELETE"
+    };
+}
+
+routes! {
+    "/api/v1/health" => { get(health) },
+    "/api/v1/openapi.json" => { get(openapi) },
+    "/api/v1/enrollment-tokens" => { post(create_enrolment_token) },
+    "/api/v1/enroll" => { post(enrol) },
+    "/api/v1/streams/{stream}/batches" => { post(post_batch) },
+    "/api/v1/devices" => { get(devices::list) },
+    "/api/v1/retention" => {
+        get(retention::get_policy),
+        put(retention::put_policy),
+        delete(retention::delete_policy),
+    },
+    "/metrics" => { get(metrics::scrape) },
+    "/api/v1/devices/{id}/revoke" => { post(revoke_device) },
+    "/api/v1/compile" => { post(crate::retrieve::compile_handler) },
+    "/api/v1/packets" => { get(crate::retrieve::packets_handler) },
+    "/api/v1/flows" => { get(analysis::flows_handler) },
+    "/api/v1/report" => {
+        get(analysis::report_handler),
+        post(analysis::report_post_handler),
+    },
+    "/api/v1/profile" => { get(analysis::profile_handler) },
+    "/api/v1/jobs/{id}/flows" => { get(analysis::job_flows) },
+    "/api/v1/jobs/{id}/report" => {
+        get(analysis::job_report),
+        post(analysis::job_report_post),
+    },
+    "/api/v1/jobs/{id}/profile" => { get(analysis::job_profile) },
+    "/api/v1/captures/{id}/flows" => { get(analysis::capture_flows) },
+    "/api/v1/captures/{id}/report" => {
+        get(analysis::capture_report),
+        post(analysis::capture_report_post),
+    },
+    "/api/v1/captures/{id}/profile" => { get(analysis::capture_profile) },
+    "/api/v1/jobs" => { get(jobs::list_handler), post(jobs::create_handler) },
+    "/api/v1/jobs/{id}" => { get(jobs::show_handler) },
+    "/api/v1/jobs/{id}/stop" => { post(jobs::stop_handler) },
+    "/api/v1/jobs/{id}/pcapng" => { get(jobs::download_handler) },
+    "/api/v1/jobs/{id}/watch" => { get(jobs::watch::watch_handler) },
+    "/api/v1/agent/hello" => { post(jobs::agent::hello_handler) },
+    "/api/v1/agent/commands" => { get(jobs::agent::commands_handler) },
+    "/api/v1/agent/jobs/{id}/started" => { post(jobs::agent::started_handler) },
+    "/api/v1/agent/jobs/{id}/result" => { post(jobs::agent::result_handler) },
+    "/api/v1/captures" => {
+        get(captures::list),
+        post(upload::create),
+        put(upload::create),
+    },
+    "/api/v1/upload" => { put(upload::upload), post(upload::upload) },
+    "/api/v1/upload/{filename}" => {
+        put(upload::upload_named),
+        post(upload::upload_named),
+    },
+    "/api/v1/captures/{id}" => { get(captures::show), delete(captures::delete) },
+    "/api/v1/captures/{id}/pcapng" => { get(captures::download) },
+    "/api/v1/captures/{id}/tags" => { post(captures::add_tags) },
+    "/api/v1/captures/{id}/tags/{tag}" => { delete(captures::remove_tag) },
+    "/api/v1/captures/{id}/notes" => { put(captures::put_notes) },
+    "/api/v1/captures/{id}/annotations" => { get(annotations::list) },
+    "/api/v1/captures/{id}/annotations/{packet}" => {
+        put(annotations::put),
+        delete(annotations::delete),
+    },
+    "/api/v1/login" => { post(auth_api::login) },
+    "/api/v1/logout" => { post(auth_api::logout) },
+    "/api/v1/me" => { get(auth_api::me) },
+    "/api/v1/users" => { get(auth_api::list_users), post(auth_api::create_user) },
+    "/api/v1/users/{id}" => {
+        patch(auth_api::change_user),
+        delete(auth_api::delete_user),
+    },
+    "/api/v1/tokens" => { get(auth_api::list_tokens), post(auth_api::create_token) },
+    "/api/v1/tokens/{id}" => { delete(auth_api::delete_token) },
+    "/api/v1/captures/{id}/shares" => { get(shares::list), post(shares::create) },
+    "/api/v1/shares/{id}" => { delete(shares::revoke) },
+    "/api/v1/shared/{token}" => { get(shares::shared) },
+    "/api/v1/shared/{token}/pcapng" => { get(shares::download) },
 }
 
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/enrollment-tokens", post(create_enrolment_token))
-        .route("/api/v1/enroll", post(enrol))
-        .route("/api/v1/streams/{stream}/batches", post(post_batch))
-        .route("/api/v1/devices", get(devices::list))
-        .route(
-            "/api/v1/retention",
-            get(retention::get_policy)
-                .put(retention::put_policy)
-                .delete(retention::delete_policy),
-        )
-        .route("/metrics", get(metrics::scrape))
-        .route("/api/v1/devices/{id}/revoke", post(revoke_device))
-        .route("/api/v1/compile", post(crate::retrieve::compile_handler))
-        .route("/api/v1/packets", get(crate::retrieve::packets_handler))
-        .route("/api/v1/flows", get(analysis::flows_handler))
-        .route(
-            "/api/v1/report",
-            get(analysis::report_handler).post(analysis::report_post_handler),
-        )
-        .route("/api/v1/profile", get(analysis::profile_handler))
-        .route("/api/v1/jobs/{id}/flows", get(analysis::job_flows))
-        .route(
-            "/api/v1/jobs/{id}/report",
-            get(analysis::job_report).post(analysis::job_report_post),
-        )
-        .route("/api/v1/jobs/{id}/profile", get(analysis::job_profile))
-        .route("/api/v1/captures/{id}/flows", get(analysis::capture_flows))
-        .route(
-            "/api/v1/captures/{id}/report",
-            get(analysis::capture_report).post(analysis::capture_report_post),
-        )
-        .route(
-            "/api/v1/captures/{id}/profile",
-            get(analysis::capture_profile),
-        )
-        .route(
-            "/api/v1/jobs",
-            get(jobs::list_handler).post(jobs::create_handler),
-        )
-        .route("/api/v1/jobs/{id}", get(jobs::show_handler))
-        .route("/api/v1/jobs/{id}/stop", post(jobs::stop_handler))
-        .route("/api/v1/jobs/{id}/pcapng", get(jobs::download_handler))
-        .route("/api/v1/jobs/{id}/watch", get(jobs::watch::watch_handler))
-        .route("/api/v1/agent/hello", post(jobs::agent::hello_handler))
-        .route("/api/v1/agent/commands", get(jobs::agent::commands_handler))
-        .route(
-            "/api/v1/agent/jobs/{id}/started",
-            post(jobs::agent::started_handler),
-        )
-        .route(
-            "/api/v1/agent/jobs/{id}/result",
-            post(jobs::agent::result_handler),
-        )
-        .route(
-            "/api/v1/captures",
-            get(captures::list).post(upload::create).put(upload::create),
-        )
-        .route("/api/v1/upload", put(upload::upload).post(upload::upload))
-        .route(
-            "/api/v1/upload/{filename}",
-            put(upload::upload_named).post(upload::upload_named),
-        )
-        .route(
-            "/api/v1/captures/{id}",
-            get(captures::show).delete(captures::delete),
-        )
-        .route("/api/v1/captures/{id}/pcapng", get(captures::download))
-        .route("/api/v1/captures/{id}/tags", post(captures::add_tags))
-        .route(
-            "/api/v1/captures/{id}/tags/{tag}",
-            delete(captures::remove_tag),
-        )
-        .route("/api/v1/captures/{id}/notes", put(captures::put_notes))
+    api_routes(Router::new())
         .merge(crate::web::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(axum::middleware::from_fn(crate::auth::csrf))
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 description of the API, as served by `GET /api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// An error answer.
@@ -163,6 +214,11 @@ impl ApiError {
     pub(crate) fn with_challenge(mut self, challenge: &'static str) -> Self {
         self.challenge = Some(challenge);
         self
+    }
+
+    /// What was wrong, as the answer's `detail` says it.
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
     }
 
     pub(crate) fn unauthorized(detail: &str) -> Self {
@@ -241,14 +297,6 @@ impl AppState {
         .map_err(ApiError::internal)
     }
 
-    /// The organisation whose admin token the request carries.
-    pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<OrgId, ApiError> {
-        let token = bearer(headers)?;
-        self.db(move |c| c.admin_org(&token))
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown admin token"))
-    }
-
     /// The device whose credential the request carries; a revoked device is refused.
     pub(crate) async fn device(&self, headers: &HeaderMap) -> Result<DeviceAuth, ApiError> {
         let credential = bearer(headers)?;
@@ -292,7 +340,7 @@ async fn create_enrolment_token(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Admin).await?.org;
     let token = st.db(move |c| c.create_enrolment_token(org)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "token": token }))).into_response())
 }
@@ -472,7 +520,7 @@ async fn revoke_device(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Admin).await?.org;
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,

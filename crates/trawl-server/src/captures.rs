@@ -40,6 +40,7 @@ use trawl_pcap::{Interface, PcapngWriter, Timestamp, opt};
 use trawl_store::SegmentReader;
 
 use crate::api::{ApiError, AppState};
+use crate::auth::Role;
 use crate::catalogue::{self, Catalogue, DeviceId, DeviceRef, OrgId, from_sql, now_ns, to_sql};
 use crate::retrieve::{self, RetrieveError};
 
@@ -199,7 +200,19 @@ pub struct CaptureQuery {
     /// Captures with a packet before this (their first packet is).
     pub to_ns: Option<u64>,
     pub kind: Option<CaptureKind>,
+    /// Captures with a smaller id than this: the cursor of the next page.
+    pub before: Option<CaptureId>,
+    /// Captures whose name or notes hold this text (ASCII letters in either case).
+    pub text: Option<String>,
     pub limit: Option<u32>,
+}
+
+/// One page of a search, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CapturePage {
+    pub captures: Vec<CaptureRecord>,
+    /// The `before` of the next page, when there are more captures.
+    pub next: Option<CaptureId>,
 }
 
 /// Checks a tag: 1 to 64 bytes, no spaces, commas or control characters (a comma separates
@@ -375,8 +388,16 @@ impl Catalogue {
         }
     }
 
-    /// The captures of `org` that match `q`, newest first.
+    /// The captures of `org` that match `q`, newest first (one page).
     pub fn captures(&self, org: OrgId, q: &CaptureQuery) -> catalogue::Result<Vec<CaptureRecord>> {
+        Ok(self.capture_page(org, q)?.captures)
+    }
+
+    /// A page of the captures of `org` that match `q`, newest first, and the cursor of the
+    /// next. The page is walked down the primary key (`captures_by_org`), each condition
+    /// checked per row through an index (tags, devices) or on the row itself; one row more than
+    /// the page is read to know whether another page follows.
+    pub fn capture_page(&self, org: OrgId, q: &CaptureQuery) -> catalogue::Result<CapturePage> {
         let mut sql = format!("SELECT {CAPTURE_COLUMNS} FROM captures c WHERE c.org_id = ?1");
         let mut args: Vec<rusqlite::types::Value> = vec![org.into()];
         fn arg(v: rusqlite::types::Value, args: &mut Vec<rusqlite::types::Value>) -> String {
@@ -409,15 +430,43 @@ impl Catalogue {
             let n = arg(kind.as_str().to_owned().into(), &mut args);
             sql.push_str(&format!(" AND c.kind = {n}"));
         }
-        let limit = q.limit.unwrap_or(DEFAULT_LIST).min(MAX_LIST);
-        sql.push_str(&format!(" ORDER BY c.id DESC LIMIT {limit}"));
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt
+        if let Some(before) = q.before {
+            let n = arg(before.into(), &mut args);
+            sql.push_str(&format!(" AND c.id < {n}"));
+        }
+        if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
+            // LIKE, its wildcards escaped: a substring, ASCII letters matched in either case.
+            let mut pattern = String::from("%");
+            for c in text.chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            let n = arg(pattern.into(), &mut args);
+            sql.push_str(&format!(
+                " AND (c.name LIKE {n} ESCAPE '\\' OR c.notes LIKE {n} ESCAPE '\\')"
+            ));
+        }
+        let limit = q.limit.unwrap_or(DEFAULT_LIST).min(MAX_LIST) as usize;
+        sql.push_str(&format!(" ORDER BY c.id DESC LIMIT {}", limit + 1));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt
             .query_map(rusqlite::params_from_iter(args), capture_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter()
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let captures = rows
+            .into_iter()
             .map(|(record, uploader)| self.complete(org, record, uploader))
-            .collect()
+            .collect::<catalogue::Result<Vec<_>>>()?;
+        let next = if more {
+            captures.last().map(|c| c.id)
+        } else {
+            None
+        };
+        Ok(CapturePage { captures, next })
     }
 
     /// Adds a capture's tags, devices and uploader.
@@ -558,7 +607,12 @@ impl Catalogue {
         if dir.is_none() {
             return Ok(None);
         }
-        for table in ["capture_tags", "capture_devices", "capture_parts"] {
+        for table in [
+            "capture_tags",
+            "capture_devices",
+            "capture_parts",
+            "capture_annotations",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE org_id = ?1 AND capture_id = ?2"),
                 params![org, id],
@@ -774,14 +828,14 @@ pub(crate) fn capture_id(id: &str) -> Result<CaptureId, ApiError> {
         .ok_or_else(|| not_found(id))
 }
 
-/// `GET /api/v1/captures?tag=&device=&from=&to=&kind=&limit=`
+/// `GET /api/v1/captures?tag=&device=&from=&to=&kind=&q=&before=&limit=`
 pub(crate) async fn list(
     State(st): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let Query(params) = query.map_err(|e| bad_request(e.body_text()))?;
     let mut q = CaptureQuery::default();
     let mut device_key = None;
@@ -825,6 +879,30 @@ pub(crate) async fn list(
                     ))
                 })?);
             }
+            "before" => {
+                once(q.before.is_some())?;
+                q.before = Some(
+                    value
+                        .parse::<CaptureId>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| {
+                            bad_request(format!(
+                                "before: {value:?} is not a capture id (1 or more)"
+                            ))
+                        })?,
+                );
+            }
+            "q" => {
+                once(q.text.is_some())?;
+                if value.len() > MAX_NAME_LEN {
+                    return Err(bad_request(format!(
+                        "q: at most {MAX_NAME_LEN} bytes ({} given)",
+                        value.len()
+                    )));
+                }
+                q.text = Some(value.clone());
+            }
             "limit" => {
                 once(q.limit.is_some())?;
                 q.limit = Some(
@@ -839,7 +917,7 @@ pub(crate) async fn list(
             }
             _ => {
                 return Err(bad_request(format!(
-                    "{name}: unknown parameter (known: tag, device, from, to, kind, limit)"
+                    "{name}: unknown parameter (known: tag, device, from, to, kind, q, before, limit)"
                 )));
             }
         }
@@ -867,11 +945,15 @@ pub(crate) async fn list(
                     }
                 }
             }
-            c.captures(org, &q).map(Ok)
+            c.capture_page(org, &q).map(Ok)
         })
         .await??;
-    let list: Vec<Value> = found.iter().map(|c| capture_json(c, &base)).collect();
-    Ok(Json(json!({ "count": list.len(), "captures": list })).into_response())
+    let list: Vec<Value> = found
+        .captures
+        .iter()
+        .map(|c| capture_json(c, &base))
+        .collect();
+    Ok(Json(json!({ "count": list.len(), "captures": list, "next": found.next })).into_response())
 }
 
 /// `GET /api/v1/captures/{id}`
@@ -881,7 +963,7 @@ pub(crate) async fn show(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let n = capture_id(&id)?;
     let found = st.db(move |c| c.capture(org, n)).await?;
     let capture = found.ok_or_else(|| not_found(&id))?;
@@ -895,7 +977,7 @@ pub(crate) async fn delete(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Admin).await?.org;
     let n = capture_id(&id)?;
     let dir = st
         .db(move |c| c.delete_capture(org, n))
@@ -932,7 +1014,7 @@ pub(crate) async fn add_tags(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Operator).await?.org;
     let n = capture_id(&id)?;
     let TagsBody { tags } = serde_json::from_slice(&body).map_err(|e| {
         bad_request(format!(
@@ -959,7 +1041,7 @@ pub(crate) async fn remove_tag(
     UrlPath((id, tag)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Operator).await?.org;
     let n = capture_id(&id)?;
     let t = tag.clone();
     let had = st
@@ -985,7 +1067,7 @@ pub(crate) async fn put_notes(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Operator).await?.org;
     let n = capture_id(&id)?;
     let json_body = headers
         .get(header::CONTENT_TYPE)
@@ -1029,6 +1111,9 @@ pub struct CaptureDownload {
     program_of: Vec<usize>,
     programs: Vec<Program>,
     filter: Option<String>,
+    /// The capture's annotations, by packet number (1-based, in stored order): each becomes a
+    /// comment of its packet.
+    annotations: Vec<(u64, String)>,
 }
 
 /// What a capture download wrote.
@@ -1049,14 +1134,19 @@ impl CaptureDownload {
         id: CaptureId,
         filter: Option<String>,
     ) -> Result<Option<CaptureDownload>, RetrieveError> {
-        let (record, parts) = {
+        let (record, parts, annotations) = {
             let c = catalogue.lock().unwrap_or_else(|e| e.into_inner());
             let Some(record) = c.capture(org, id)? else {
                 return Ok(None);
             };
             let parts = c.capture_parts(org, id)?;
-            (record, parts)
+            let annotations = c.annotations(org, id)?.unwrap_or_default();
+            (record, parts, annotations)
         };
+        let annotations = annotations
+            .into_iter()
+            .map(|a| (a.packet, a.comment))
+            .collect();
         let dir = record.dir.as_deref().map(|d| data_dir.join(d));
         let mut interfaces: Vec<Interface> = Vec::new();
         let mut located = Vec::new();
@@ -1107,6 +1197,7 @@ impl CaptureDownload {
             program_of,
             programs,
             filter,
+            annotations,
         }))
     }
 
@@ -1137,7 +1228,8 @@ impl CaptureDownload {
 
     /// Writes the capture as pcapng: a section header naming trawl and the capture, its
     /// interfaces as stored (each described before its first packet), then its packets in their
-    /// stored order, filtered, with their options. A file of several sections comes back in as
+    /// stored order, filtered, with their options, and each annotation (`annotations.rs`) as one
+    /// more comment of its packet. A file of several sections comes back in as
     /// many sections, each with its own interfaces in their own order, so every packet keeps the
     /// interface number it had in its section.
     pub fn write<W: io::Write>(self, out: W) -> Result<DownloadStats, RetrieveError> {
@@ -1157,6 +1249,7 @@ impl CaptureDownload {
             current: 0,
         };
         let mut stats = DownloadStats::default();
+        let mut annotations = self.annotations.iter().peekable();
         for (dir, part) in &self.parts {
             let mut reader = SegmentReader::open(dir, &part.name)?;
             reader.limit_to(part.stored_bytes);
@@ -1168,9 +1261,27 @@ impl CaptureDownload {
                 let keep = self.programs.is_empty()
                     || self.programs[self.program_of[p.interface as usize]].run(p.data, p.orig_len)
                         != 0;
+                // The packet's number in the unfiltered download, which annotations name.
+                let number = stats.packets_read;
+                let mut comment = None;
+                while let Some((n, text)) = annotations.next_if(|(n, _)| *n <= number) {
+                    if *n == number {
+                        comment = Some(text);
+                    }
+                }
                 if keep {
                     let id = out.local_id(p.interface)?;
-                    out.w.write(id, p.ts, p.orig_len, p.data, p.options)?;
+                    let with_comment;
+                    let options = match comment {
+                        Some(text) => {
+                            let mut owned = trawl_pcap::OwnedOptions::of_packet(p.options);
+                            owned.push_str(opt::COMMENT, text);
+                            with_comment = owned;
+                            with_comment.view()
+                        }
+                        None => p.options,
+                    };
+                    out.w.write(id, p.ts, p.orig_len, p.data, options)?;
                     stats.packets += 1;
                     stats.bytes += p.data.len() as u64;
                 }
@@ -1355,7 +1466,7 @@ pub(crate) async fn download(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let n = capture_id(&id)?;
     let Query(params) = query.map_err(|e| bad_request(e.body_text()))?;
     let mut filter = None;
@@ -1372,15 +1483,30 @@ pub(crate) async fn download(
             }
         }
     }
+    serve_download(&st, org, n, filter)
+        .await?
+        .ok_or_else(|| not_found(&id))
+}
+
+/// Capture `n` of `org` streamed as a pcapng attachment, only the packets `filter` keeps (if
+/// any); `None` if `org` has no such capture. Also what a share link downloads.
+pub(crate) async fn serve_download(
+    st: &AppState,
+    org: OrgId,
+    n: CaptureId,
+    filter: Option<String>,
+) -> Result<Option<Response>, ApiError> {
     let (data_dir, catalogue) = (st.ingest.data_dir.clone(), st.catalogue.clone());
     let planned = tokio::task::spawn_blocking(move || {
         CaptureDownload::new(&data_dir, &catalogue, org, n, filter)
     })
     .await
     .map_err(ApiError::internal)??;
-    let plan = planned.ok_or_else(|| not_found(&id))?;
+    let Some(plan) = planned else {
+        return Ok(None);
+    };
     let file_name = plan.file_name().to_owned();
-    Ok(retrieve::stream_pcapng(
+    Ok(Some(retrieve::stream_pcapng(
         &file_name,
         format!("download of capture {n} of organisation {org}"),
         move |out| plan.write(out),
@@ -1390,7 +1516,7 @@ pub(crate) async fn download(
                 s.packets, s.packets_read, s.bytes
             )
         },
-    ))
+    )))
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! Organisations, their admin tokens and one-time enrolment tokens, devices (with the hash of
 //! their credential), streams (per device, stream name and epoch: the last stored batch),
 //! segments (file, time range, packets, bytes, drops), and captures with their tags, devices and
-//! stored parts (queries in `captures.rs`). Every method that reads or changes
+//! stored parts (queries in `captures.rs`), users, sessions and API tokens (`auth/store.rs`),
+//! share links (`shares.rs`). Every method that reads or changes
 //! something an organisation owns takes that organisation's id and puts it in its `WHERE`
 //! clause, so no query crosses organisations.
 //!
@@ -34,6 +35,8 @@ pub enum CatalogueError {
     Raced { stream: i64, expected: u64 },
     #[error("an organisation named \"{0}\" already exists")]
     OrganisationExists(String),
+    #[error("a user named \"{0}\" already exists in this organisation")]
+    UserExists(String),
     #[error("putting a capture's files in place: {0}")]
     Files(std::io::Error),
 }
@@ -164,7 +167,12 @@ CREATE TABLE IF NOT EXISTS capture_tags (
     tag TEXT NOT NULL,
     PRIMARY KEY (capture_id, tag)
 );
-CREATE INDEX IF NOT EXISTS capture_tags_by_tag ON capture_tags (org_id, tag);
+-- A capture's tags and devices are read by (org_id, capture_id) through the primary keys, which
+-- lead with capture_id. An index leading with org_id would be taken for those reads instead and
+-- walk every row of the organisation: listing 50 of 10 000 captures took 0.4 s. So the indexes
+-- by tag and by device lead with the tag and the device (catalogues made before are changed).
+DROP INDEX IF EXISTS capture_tags_by_tag;
+CREATE INDEX IF NOT EXISTS capture_tags_by_tag_name ON capture_tags (tag, org_id, capture_id);
 CREATE TABLE IF NOT EXISTS capture_devices (
     capture_id INTEGER NOT NULL REFERENCES captures(id) ON DELETE CASCADE,
     org_id INTEGER NOT NULL REFERENCES organisations(id),
@@ -172,7 +180,9 @@ CREATE TABLE IF NOT EXISTS capture_devices (
     position INTEGER NOT NULL,
     PRIMARY KEY (capture_id, device_id)
 );
-CREATE INDEX IF NOT EXISTS capture_devices_by_device ON capture_devices (org_id, device_id);
+DROP INDEX IF EXISTS capture_devices_by_device;
+CREATE INDEX IF NOT EXISTS capture_devices_by_device_id
+    ON capture_devices (device_id, org_id, capture_id);
 CREATE TABLE IF NOT EXISTS capture_parts (
     capture_id INTEGER NOT NULL REFERENCES captures(id) ON DELETE CASCADE,
     org_id INTEGER NOT NULL REFERENCES organisations(id),
@@ -311,6 +321,9 @@ impl Catalogue {
         conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::jobs::SCHEMA)?;
+        conn.execute_batch(crate::annotations::SCHEMA)?;
+        conn.execute_batch(crate::auth::SCHEMA)?;
+        conn.execute_batch(crate::shares::SCHEMA)?;
         for (table, column, declaration) in ADDED_COLUMNS {
             let present: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
@@ -341,6 +354,18 @@ impl Catalogue {
             .query_row(
                 "SELECT id FROM organisations WHERE name = ?1",
                 params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The name of organisation `id`.
+    pub fn organisation_name(&self, id: OrgId) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name FROM organisations WHERE id = ?1",
+                params![id],
                 |r| r.get(0),
             )
             .optional()?)

@@ -4,7 +4,8 @@
 //!
 //! [`Server::start`] takes a [`Config`] (data directory, listen address, TLS) and serves the API
 //! in [`api`] on tokio and axum. Its pieces, along the data path:
-//! - `api`: routes, credentials, JSON errors;
+//! - `api`: routes (one table, [`ROUTES`], described by `openapi.json`: [`OPENAPI`]),
+//!   credentials, JSON errors;
 //! - `ingest`: `Batch::parse` → `judge` → segment append and `sync` (trawl-store) → catalogue,
 //!   one batch of a stream at a time;
 //! - [`retrieve`]: devices' packets in a time window, merged, filtered, streamed as pcapng; the
@@ -15,10 +16,15 @@
 //!   still being captured) parsed as it arrives into staged segments, committed as a capture only
 //!   once all of it is good; a window of stored packets saved as a capture the same way;
 //! - [`captures`]: the captures model (uploads, saved windows, later jobs) with tags and notes,
-//!   its search, and the download of a capture;
+//!   its search, and the download of a capture; [`annotations`]: per-packet comments, carried
+//!   into the download as pcapng packet comments;
 //! - [`catalogue`]: SQLite (WAL): organisations, tokens, devices, streams, segments — every
 //!   query scoped to one organisation;
-//! - [`tls`]: the certificate, self-signed on first start;
+//! - [`tls`]: the certificate, self-signed on first start.
+//! - [`auth`]: who a request acts as (an organisation admin token, a user's API token or login
+//!   session) and its role (viewer < operator < admin), checked by every handler; users and
+//!   passwords (Argon2id);
+//! - `shares`: signed, expiring, revocable read-only links to a capture;
 //! - `web`: the web UI's pages and scripts, embedded and served at `/`, `/ui/…` and `/s/…`.
 //!
 //! Beside the data path: `metrics` (counters, `GET /metrics`), `retention` (a background pass
@@ -27,14 +33,17 @@
 //! per link type, pushed to agents over a long-poll command channel, downloaded merged) and
 //! [`fanout`] (every stored batch offered to listeners, for the live views to come).
 //!
-//! The data directory holds `catalogue.db`, `tls/{cert,key}.pem`,
+//! The data directory holds `catalogue.db`, `share.key`, `tls/{cert,key}.pem`,
 //! `segments/org-N/dev-M/sS-G.pcapng.zst` (+ `.idx`) and `captures/org-N/RANDOM/pK.pcapng.zst`
 //! (+ `.idx`; uploads being received in `captures/.staging/`).
 
 pub mod analysis;
+pub mod annotations;
 mod api;
+pub mod auth;
 pub mod captures;
 pub mod catalogue;
+mod clock;
 mod devices;
 pub mod fanout;
 mod ingest;
@@ -43,6 +52,7 @@ mod metrics;
 mod retention;
 pub mod retrieve;
 mod secret;
+mod shares;
 pub mod tls;
 mod upload;
 mod web;
@@ -53,7 +63,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use api::{OPENAPI, ROUTES};
+pub use auth::{Role, SessionLimits};
 pub use catalogue::{Catalogue, CatalogueError, DeviceSummary, NewOrganisation, SegmentRecord};
+pub use clock::Clock;
 pub use devices::StreamStatus;
 pub use ingest::Rotation;
 pub use retention::{MAX_AGE_SECS_LIMIT, RetentionConfig, RetentionPolicy, RetentionReport};
@@ -83,11 +96,15 @@ pub struct Config {
     pub rotation: Rotation,
     /// Default retention limits and how often they are enforced.
     pub retention: RetentionConfig,
+    /// How long a login's session lasts.
+    pub sessions: SessionLimits,
+    /// The clock sessions and share links expire by (tests move a manual one).
+    pub clock: Clock,
 }
 
 impl Config {
     /// HTTPS with a self-signed certificate for localhost, 16 MiB batches, default rotation,
-    /// no retention limits.
+    /// no retention limits, sessions of 12 hours idle and 7 days at most.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Config {
         Config {
             data_dir: data_dir.into(),
@@ -98,6 +115,8 @@ impl Config {
             max_batch: MAX_BATCH,
             rotation: Rotation::default(),
             retention: RetentionConfig::default(),
+            sessions: SessionLimits::default(),
+            clock: Clock::system(),
         }
     }
 }
@@ -149,6 +168,8 @@ impl Server {
             tracing::info!("removed {swept} unfinished or unrecorded capture directories");
         }
         let catalogue = Arc::new(Mutex::new(catalogue));
+        let share_key = shares::ShareKey::load_or_create(&data_dir)
+            .map_err(io_err("making or reading the share link key in", &data_dir))?;
 
         let tls_files = match &config.tls {
             Tls::Plain => None,
@@ -198,6 +219,8 @@ impl Server {
             hub: hub.clone(),
             fanout: fanout.clone(),
             scheme: if tls_files.is_some() { "https" } else { "http" },
+            auth: Arc::new(auth::Auth::new(config.sessions, config.clock.clone())),
+            share_key: Arc::new(share_key),
         };
         let app = api::router(state).into_make_service();
         let handle = axum_server::Handle::new();
@@ -223,6 +246,11 @@ impl Server {
             }
         };
         let retention_task = retention::spawn(retention.clone());
+        // The decoy hash that logins of unknown users are checked against, made now rather
+        // than during the first such login (which would then take twice as long as others).
+        tokio::task::spawn_blocking(|| {
+            auth::password::decoy();
+        });
         Ok(Server {
             addr,
             scheme: if tls_files.is_some() { "https" } else { "http" },

@@ -25,6 +25,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::{ApiError, AppState};
+use crate::auth::Role;
 use crate::catalogue::DeviceId;
 use crate::ingest::IngestError;
 
@@ -521,7 +522,7 @@ pub(crate) async fn scrape(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let (stored_bytes, devices) = st
         .db(move |c| {
             let stored = c.stored_bytes(org)?;

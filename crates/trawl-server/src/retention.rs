@@ -41,6 +41,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, AppState, Slots};
+use crate::auth::Role;
 use crate::catalogue::{
     self, Catalogue, CatalogueError, DeviceId, OrgId, SegmentRecord, from_sql, now_ns, to_sql,
 };
@@ -605,7 +606,7 @@ pub(crate) async fn get_policy(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let own = st.db(move |c| c.retention(org)).await?;
     let config = &st.retention.config;
     Ok(policy_answer(
@@ -621,7 +622,7 @@ pub(crate) async fn put_policy(
     headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Admin).await?.org;
     let bad = |detail: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", detail);
     let Json(body) = body.map_err(|e| bad(e.body_text()))?;
     let policy = RetentionPolicy::from_json(&body).map_err(bad)?;
@@ -634,7 +635,7 @@ pub(crate) async fn delete_policy(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Admin).await?.org;
     st.db(move |c| c.set_retention(org, None)).await?;
     let config = &st.retention.config;
     Ok(policy_answer(config.default, false, config))

@@ -39,6 +39,7 @@ use trawl_pcap::{Interface, Options, PcapngWriter, Timestamp, opt};
 use trawl_store::{SegmentReader, StoreError, StreamInfo, WindowOf};
 
 use crate::api::{ApiError, AppState};
+use crate::auth::Role;
 use crate::catalogue::{Catalogue, CatalogueError, DeviceRef, OrgId, WindowSegment};
 
 /// The snap length filters are compiled with for stored packets (any non-zero verdict keeps the
@@ -790,25 +791,29 @@ pub fn compile(req: &CompileRequest) -> Result<Program, RetrieveError> {
     Ok(program)
 }
 
-/// `POST /api/v1/compile`, for an admin token or a device credential.
+/// `POST /api/v1/compile`, for a viewer or above (to check a filter as it is typed) or a device
+/// credential.
 pub(crate) async fn compile_handler(
     State(st): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<CompileRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let token = crate::api::bearer(&headers)?;
-    let known = st
-        .db(move |c| {
-            Ok(c.admin_org(&token)?.is_some()
-                || c.device_by_credential(&token)?.is_some_and(|d| !d.revoked))
-        })
-        .await?;
-    if !known {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "an admin token or a device credential is needed",
-        ));
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        let token = crate::api::bearer(&headers)?;
+        let person = st.principal_by_token(token.clone()).await?;
+        let known = person.is_some()
+            || st
+                .db(move |c| Ok(c.device_by_credential(&token)?.is_some_and(|d| !d.revoked)))
+                .await?;
+        if !known {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a token or a device credential is needed",
+            ));
+        }
+    } else {
+        st.auth(&headers, Role::Viewer).await?;
     }
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
@@ -825,7 +830,7 @@ pub(crate) async fn packets_handler(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let Query(params) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let request = PullRequest::from_query(&params)?;

@@ -53,6 +53,7 @@ use trawl_pcap::{CaptureReader, Interface, Packet};
 use trawl_store::{SegmentWriter, StoreError, WriterOptions};
 
 use crate::api::{ApiError, AppState};
+use crate::auth::{self, Role};
 use crate::captures::{
     self, CAPTURES_DIR, CaptureId, CaptureKind, CaptureStats, InterfaceSummary, NewCapture,
     PartRecord, STAGING_DIR,
@@ -82,14 +83,15 @@ const CHALLENGE: &str = "Basic realm=\"trawl\", charset=\"UTF-8\"";
 /// Who is uploading.
 #[derive(Debug)]
 pub(crate) enum Uploader {
-    Admin(OrgId),
+    /// A person's credential (see [`uploader`]), of this organisation.
+    Person(OrgId),
     Device(DeviceAuth),
 }
 
 impl Uploader {
     fn org(&self) -> OrgId {
         match self {
-            Uploader::Admin(org) => *org,
+            Uploader::Person(org) => *org,
             Uploader::Device(d) => d.org,
         }
     }
@@ -102,8 +104,9 @@ fn unauthorized(detail: &str) -> ApiError {
 /// The token of an `Authorization` header: `Bearer TOKEN`, or `Basic` with the token as the
 /// password (any user name) — or as the user name with an empty password.
 fn credential(headers: &HeaderMap) -> Result<String, ApiError> {
-    let needed = "an admin token or a device credential is needed: Authorization: Bearer TOKEN, \
-                  or HTTP Basic with the token as the password (curl -u any:TOKEN)";
+    let needed = "a token (an admin token, an operator's API token) or a device credential is \
+                  needed: Authorization: Bearer TOKEN, or HTTP Basic with the token as the \
+                  password (curl -u any:TOKEN); or a login session's cookie";
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -154,28 +157,26 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The uploader a request's credential names: an organisation's admin token, or a device's
-/// credential (not revoked).
+/// The uploader a request's credential names: a person's (an organisation's admin token, a
+/// user's API token or login session) with the operator role, or a device's credential (not
+/// revoked). Without an `Authorization` header, the session cookie.
 async fn uploader(st: &AppState, headers: &HeaderMap) -> Result<Uploader, ApiError> {
+    if !headers.contains_key(header::AUTHORIZATION) && auth::session_cookie(headers).is_some() {
+        // No challenge: a browser would answer it with a password dialog.
+        let p = st.auth(headers, Role::Operator).await?;
+        return Ok(Uploader::Person(p.org));
+    }
     let token = credential(headers)?;
-    let found = st
-        .db(move |c| {
-            if let Some(org) = c.admin_org(&token)? {
-                return Ok(Some(Uploader::Admin(org)));
-            }
-            Ok(c.device_by_credential(&token)?.map(Uploader::Device))
-        })
-        .await?;
-    match found {
+    if let Some(p) = st.principal_by_token(token.clone()).await? {
+        p.require(Role::Operator)?;
+        return Ok(Uploader::Person(p.org));
+    }
+    match st.db(move |c| c.device_by_credential(&token)).await? {
         None => Err(unauthorized("unknown token or credential")),
-        Some(Uploader::Device(d)) if d.revoked => {
-            Err(unauthorized("this device's credential was revoked"))
-        }
-        Some(u) => {
-            if let Uploader::Device(d) = &u {
-                st.ingest.metrics.device_seen(d.id);
-            }
-            Ok(u)
+        Some(d) if d.revoked => Err(unauthorized("this device's credential was revoked")),
+        Some(d) => {
+            st.ingest.metrics.device_seen(d.id);
+            Ok(Uploader::Device(d))
         }
     }
 }
@@ -954,7 +955,7 @@ async fn receive_upload(
     }
     let device = match &who {
         Uploader::Device(d) => d.name.clone(),
-        Uploader::Admin(_) => "upload".to_owned(),
+        Uploader::Person(_) => "upload".to_owned(),
     };
     let ctype = content_type(headers);
     let mut default_name = default_name;
@@ -1001,7 +1002,7 @@ async fn receive_upload(
         .unwrap_or_else(|| format!("upload {}", captures::rfc3339(now_ns() as u64)));
     let uploader_device = match &who {
         Uploader::Device(d) => Some(d.id),
-        Uploader::Admin(_) => None,
+        Uploader::Person(_) => None,
     };
     let new = NewCapture {
         kind: CaptureKind::Upload,
@@ -1175,13 +1176,7 @@ async fn save_window(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await.map_err(|e| {
-        if e.status == StatusCode::UNAUTHORIZED {
-            ApiError::unauthorized("saving a window needs the organisation's admin token")
-        } else {
-            e
-        }
-    })?;
+    let org = st.auth(&headers, Role::Operator).await?.org;
     if !query_pairs(query)?.is_empty() {
         return Err(bad_request(
             "a window is described in the JSON body, not in the query string",

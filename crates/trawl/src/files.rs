@@ -379,8 +379,10 @@ impl TimeOrdered {
             current: None,
             warnings: Vec::new(),
         };
-        for n in 0..t.inputs.len() {
-            t.queue(n)?;
+        if t.inputs.len() > 1 {
+            for n in 0..t.inputs.len() {
+                t.queue(n)?;
+            }
         }
         Ok(t)
     }
@@ -395,6 +397,14 @@ impl TimeOrdered {
 
     /// Moves to the next packet in time order; false at the end of every input.
     pub fn advance(&mut self) -> Result<bool> {
+        if self.inputs.len() == 1 {
+            // One input is its own time order: no heap.
+            self.current = None;
+            if self.inputs[0].next(&mut self.warnings)? {
+                self.current = Some(0);
+            }
+            return Ok(self.current.is_some());
+        }
         if let Some(n) = self.current.take() {
             self.queue(n)?;
         }

@@ -36,6 +36,8 @@ Examples:
   trawl server --data ./trawl-data                  the central server (HTTPS on port 8443)
   trawl org create acme --data ./trawl-data         another organisation and its admin token
   trawl org enrollment-token --data ./trawl-data    a one-time token to enrol a device
+  trawl user add admin --role admin --data ./trawl-data
+      the first user who logs in to the server's web pages (asks for a password)
   trawl agent --server URL --enroll TOKEN -i eth0   capture on a device, stream to the server
   trawl devices                                     the devices enrolled with a server
   trawl pull --device gw-17 --from 2024-03-01T12:00:00Z --to 2024-03-01T12:00:10Z -o gw.pcapng
@@ -84,6 +86,9 @@ enum Command {
     Server(cmd::server::Args),
     /// Manage organisations in a server's data directory (no running server needed).
     Org(cmd::org::Args),
+    /// Manage the users who log in to a server, in its data directory (no running server
+    /// needed): add, list, passwd.
+    User(cmd::user::Args),
     /// Run the edge agent: capture (AF_PACKET + kernel BPF) and stream to a server.
     Agent(cmd::agent::Args),
     /// Download devices' stored packets in a time window from a server, merged and filtered.
@@ -124,6 +129,7 @@ fn main() {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Server(a) => cmd::server::run(a),
         Command::Org(a) => cmd::org::run(a),
+        Command::User(a) => cmd::user::run(a),
         Command::Agent(a) => cmd::agent::run(a),
         Command::Pull(a) => cmd::pull::run(a),
         Command::Devices(a) => cmd::devices::run(a),

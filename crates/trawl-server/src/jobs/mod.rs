@@ -28,6 +28,7 @@ use serde_json::json;
 use trawl_pcap::Timestamp;
 
 use crate::api::{ApiError, AppState};
+use crate::auth::Role;
 use crate::catalogue::{DeviceId, OrgId};
 use crate::retrieve::{Plan, RetrieveError, stream_plan};
 use filter::{JobFilter, compile_for_job};
@@ -303,7 +304,7 @@ pub(crate) async fn create_handler(
     headers: HeaderMap,
     body: Result<Json<CreateJob>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Operator).await?.org;
     let Json(req) = body.map_err(|e| bad(e.body_text()))?;
     let settings = check_settings(&req)?;
 
@@ -415,7 +416,7 @@ pub(crate) async fn show_handler(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let id = job_id(&id)?;
     Ok(Json(fetch(&st, org, id, true).await?).into_response())
 }
@@ -432,7 +433,7 @@ pub(crate) async fn list_handler(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let Query(q) = query.map_err(|e| bad(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let jobs = st.db(move |c| c.jobs(org, limit)).await?;
@@ -445,7 +446,7 @@ pub(crate) async fn stop_handler(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Operator).await?.org;
     let job = job_id(&id)?;
     let devices = st
         .db(move |c| c.stop_job(org, job))
@@ -465,7 +466,7 @@ pub(crate) async fn download_handler(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let job = job_id(&id)?;
     let plan = job_plan(&st, org, &id, None).await?;
     Ok(stream_plan(

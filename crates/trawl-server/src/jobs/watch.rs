@@ -46,6 +46,7 @@ use trawl_wire::Batch;
 use super::store::WatchSource;
 use super::{bad, job_id, not_found};
 use crate::api::{ApiError, AppState};
+use crate::auth::Role;
 use crate::catalogue::{Catalogue, OrgId};
 use crate::fanout::StoredBatch;
 
@@ -188,7 +189,7 @@ pub(crate) async fn watch_handler(
     query: Result<Query<WatchQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = st.admin(&headers).await?;
+    let org = st.auth(&headers, Role::Viewer).await?.org;
     let job = job_id(&id)?;
     let Query(query) = query.map_err(|e| bad(e.body_text()))?;
     let settings = Settings::new(&query, &headers)?;

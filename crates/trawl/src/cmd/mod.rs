@@ -16,3 +16,4 @@ pub mod report;
 pub mod server;
 pub mod slice;
 pub mod upload;
+pub mod user;

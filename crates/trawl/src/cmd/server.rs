@@ -271,6 +271,9 @@ async fn serve(config: Config) -> Result<()> {
             "  ^ shown only this once and stored only as a hash: keep it now (a password manager \
              or secret store).\n    It makes enrolment tokens and manages the organisation's devices."
         );
+        println!(
+            "the web pages need a user to log in: trawl user add admin --role admin --data {data}"
+        );
     } else {
         println!(
             "organisations: {organisations} (their admin tokens were shown when they were made; \
