@@ -15,3 +15,6 @@ if [ -z "${TRAWL_CORPUS:-}" ]; then
 fi
 export TRAWL_CORPUS
 cargo test --workspace --release "$@"
+# The web UI in headless Chromium (as root; skipped otherwise): the scenario of issue 6 and the
+# scale checks. Screenshots go to artifacts/screenshots/.
+TRAWL_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/trawl tests/browser/run.sh

@@ -6,7 +6,9 @@
 # end-to-end tests (crates/trawl/tests/streaming.rs); nfcapd and nfdump from nfdump for the
 # IPFIX export test (crates/trawl/tests/ipfix.rs); with --bench, hyperfine, time and python3
 # (the benchmarks' helpers), and argus (argus-server; ra from argus-client counts its records)
-# and softflowd, the flow exporters bench/flows.sh compares trawl flows against.
+# and softflowd, the flow exporters bench/flows.sh compares trawl flows against; chromium,
+# chromium-driver and npm (Node.js) for the web UI's browser tests (tests/browser/run.sh: Debian's
+# Chromium driven by playwright-core, which npm installs from tests/browser/package-lock.json).
 # Safe to run again.
 set -euo pipefail
 need=()
@@ -23,6 +25,9 @@ command -v curl >/dev/null || need+=(curl)
 command -v nfcapd >/dev/null || need+=(nfdump)
 command -v cc >/dev/null || need+=(gcc)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v npm >/dev/null || need+=(npm)
 if [ "${1:-}" = "--bench" ]; then
   command -v hyperfine >/dev/null || need+=(hyperfine)
   [ -x /usr/bin/time ] || need+=(time)

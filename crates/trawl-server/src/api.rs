@@ -167,6 +167,7 @@ routes! {
 
 pub(crate) fn router(state: AppState) -> Router {
     api_routes(Router::new())
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::middleware::from_fn(crate::auth::csrf))
         .with_state(state)

@@ -24,7 +24,8 @@
 //! - [`auth`]: who a request acts as (an organisation admin token, a user's API token or login
 //!   session) and its role (viewer < operator < admin), checked by every handler; users and
 //!   passwords (Argon2id);
-//! - `shares`: signed, expiring, revocable read-only links to a capture.
+//! - `shares`: signed, expiring, revocable read-only links to a capture;
+//! - `web`: the web UI's pages and scripts, embedded and served at `/`, `/ui/…` and `/s/…`.
 //!
 //! Beside the data path: `metrics` (counters, `GET /metrics`), `retention` (a background pass
 //! deleting old segments per organisation's age and size limits, `/api/v1/retention`),
@@ -54,6 +55,7 @@ mod secret;
 mod shares;
 pub mod tls;
 mod upload;
+mod web;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
