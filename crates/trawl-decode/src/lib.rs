@@ -15,17 +15,22 @@
 //! forms (` ip-proto-N LEN`, `unknown PPP protocol`, Frame Relay's `Q.922, hdr-len …`). [`json`]
 //! gives the serde form of a [`Decoded`] (TCP flags as a number and as tcpdump's letters).
 //!
+//! [`decode_headers`] reads only what flow accounting needs ([`Headers`]: addresses, ports, TCP
+//! sequence fields, outer VLAN), with a fast path for the common shapes and [`decode`] for the
+//! rest; both give the same values.
+//!
 //! The text is pinned by golden cases (`tests/decode/TESTLIST`, outputs of the real tcpdump
 //! 4.99.3, optionally restricted by a tcpdump filter expression).
 //!
 //! Layout: `link/` (one file per link type), `net/` (IPv4, IPv6, ARP), `transport/` (TCP, UDP,
-//! ICMP), `app/` (DNS), `text/` (the tcpdump-style printer), `json.rs`. The crate does no I/O and
-//! reads no clock; `docs/decoder.md` lists where the text output deliberately differs from
-//! tcpdump.
+//! ICMP), `app/` (DNS), `headers.rs` (the flow fields' fast path), `text/` (the tcpdump-style
+//! printer), `json.rs`. The crate does no I/O and reads no clock; `docs/decoder.md` lists where
+//! the text output deliberately differs from tcpdump.
 
 pub mod app;
 mod bytes;
 pub mod decoded;
+pub mod headers;
 pub mod json;
 pub mod link;
 pub mod linktype;
@@ -38,6 +43,7 @@ pub use decoded::{
     App, Arp, Decoded, Fragment, Icmp, Ipv4, Ipv6, Ipv6Ext, Layer, Link, LinkKind, Mac, MplsLabel,
     Net, Slarp, Sll, Stop, StopReason, Tcp, Transport, Udp, VlanTag,
 };
+pub use headers::{Headers, IpHeader, TcpHeader, decode_headers, decode_headers_fast};
 pub use text::{TextFormatter, TextOptions, TimestampPrecision};
 
 use link::NetProto;

@@ -29,7 +29,7 @@ use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-use trawl_decode::{Decoded, Net, Transport};
+use trawl_decode::{Headers, TcpHeader};
 
 use crate::hash::SeededMap;
 
@@ -254,32 +254,28 @@ pub struct FlowTable {
     pub skipped: Skipped,
 }
 
-/// The circuit and flow endpoints of a decoded packet: `None` if it is not IP.
-pub fn key_of(circuit_interface: u32, d: &Decoded<'_>) -> Option<(FlowKey, Endpoint)> {
-    let (src, dst, protocol) = match &d.net {
-        Net::Ipv4(ip) => (IpAddr::from(ip.src), IpAddr::from(ip.dst), ip.protocol),
-        Net::Ipv6(ip) => (IpAddr::from(ip.src), IpAddr::from(ip.dst), ip.protocol),
-        _ => return None,
-    };
-    let (sport, dport) = match &d.transport {
-        Transport::Tcp(t) => (t.src_port, t.dst_port),
-        Transport::Udp(u) => (u.src_port, u.dst_port),
-        _ => (0, 0),
-    };
+/// The circuit and flow endpoints of a packet (its [`Headers`], or a [`trawl_decode::Decoded`]
+/// they are taken from): `None` if it is not IP.
+pub fn key_of(circuit_interface: u32, h: impl Into<Headers>) -> Option<(FlowKey, Endpoint)> {
+    key_of_headers(circuit_interface, &h.into())
+}
+
+#[inline]
+fn key_of_headers(circuit_interface: u32, h: &Headers) -> Option<(FlowKey, Endpoint)> {
+    let ip = h.ip?;
+    let protocol = ip.protocol;
     let circuit = Circuit {
         interface: circuit_interface,
-        vlan: d.link.vlan_tags[..d.link.vlan_count.min(4) as usize]
-            .first()
-            .map(|t| t.vid),
-        dlci: d.link.frame_relay.as_ref().map(|f| f.dlci),
+        vlan: h.outer_vlan,
+        dlci: h.dlci,
     };
     let a = Endpoint {
-        addr: src,
-        port: sport,
+        addr: ip.src,
+        port: h.src_port,
     };
     let b = Endpoint {
-        addr: dst,
-        port: dport,
+        addr: ip.dst,
+        port: h.dst_port,
     };
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     Some((
@@ -335,14 +331,26 @@ impl FlowTable {
         self.peak
     }
 
-    /// Adds a packet seen at `ts` (ns, in time order) on interface `interface`; flows that end
-    /// (idle, or at the active timeout) go to `out`. Says what the packet was to its flow, or
-    /// `None` when it is not IP (counted in [`FlowTable::skipped`]).
+    /// Adds a packet seen at `ts` (ns, in time order) on interface `interface` — its
+    /// [`Headers`] ([`trawl_decode::decode_headers`]), or a [`trawl_decode::Decoded`] they are
+    /// taken from; flows that end (idle, or at the active timeout) go to `out`. Says what the
+    /// packet was to its flow, or `None` when it is not IP (counted in [`FlowTable::skipped`]).
+    #[inline]
     pub fn add(
         &mut self,
         ts: u64,
         interface: u32,
-        d: &Decoded<'_>,
+        packet: impl Into<Headers>,
+        out: impl FnMut(Flow, EndReason),
+    ) -> Option<Seen> {
+        self.add_headers(ts, interface, &packet.into(), out)
+    }
+
+    fn add_headers(
+        &mut self,
+        ts: u64,
+        interface: u32,
+        d: &Headers,
         mut out: impl FnMut(Flow, EndReason),
     ) -> Option<Seen> {
         self.now = self.now.max(ts);
@@ -362,7 +370,7 @@ impl FlowTable {
             snap.emit(&mut out);
             snap.start_ns = ts - ts % snap.interval_ns;
         }
-        let Some((key, src)) = key_of(interface, d) else {
+        let Some((key, src)) = key_of_headers(interface, d) else {
             self.skipped.not_ip += 1;
             return None;
         };
@@ -389,7 +397,7 @@ impl FlowTable {
             &mut flow.rev
         };
         dir.add(ts, d.wire_len);
-        if let Transport::Tcp(t) = &d.transport {
+        if let Some(t) = &d.tcp {
             dir.tcp_flags |= t.flags;
         }
         dir.syns += u64::from(seen.syn);
@@ -439,7 +447,7 @@ fn track(
     ts: u64,
     key: FlowKey,
     src: Endpoint,
-    d: &Decoded<'_>,
+    d: &Headers,
     mut out: impl FnMut(Flow, EndReason),
 ) -> (Seen, Endpoint) {
     let mut seen = Seen::default();
@@ -483,7 +491,7 @@ fn track(
         (&mut flow.rev, &flow.fwd)
     };
     dir.add(ts, d.wire_len);
-    if let Transport::Tcp(t) = &d.transport {
+    if let Some(t) = &d.tcp {
         (seen.syn, seen.retransmission) = track_tcp(dir, other, t, ts);
     }
     (seen, flow.initiator)
@@ -520,12 +528,7 @@ const OUT_OF_ORDER_NS: u64 = 3_000_000;
 /// — unless it is a keep-alive (at most one byte, one before what was seen) or came out of
 /// order: within a round trip (`rtt_ns`, the handshake's; 3 ms when unknown) of the newest data,
 /// and not ending where it does. This is how tshark's analysis tells them apart.
-fn track_tcp(
-    dir: &mut Direction,
-    other: &Direction,
-    t: &trawl_decode::decoded::Tcp<'_>,
-    ts: u64,
-) -> (bool, bool) {
+fn track_tcp(dir: &mut Direction, other: &Direction, t: &TcpHeader, ts: u64) -> (bool, bool) {
     dir.tcp_flags |= t.flags;
     // Duplicate ACKs: no data, no SYN/FIN/RST, the same acknowledgement and window again.
     if t.flags & ACK != 0 {

@@ -43,10 +43,16 @@ impl<R: Read> Input<R> {
 
     /// Makes at least `n` bytes available unless the input ends first; returns how many are
     /// available (which is less than `n` only at end of input).
+    #[inline]
     pub(crate) fn fill(&mut self, n: usize) -> io::Result<usize> {
         if self.end - self.start >= n {
             return Ok(self.end - self.start);
         }
+        self.read_more(n)
+    }
+
+    #[cold]
+    fn read_more(&mut self, n: usize) -> io::Result<usize> {
         if self.start + n > self.buf.len() {
             // Move what is left to the front, and grow only if the record itself needs it.
             self.buf.copy_within(self.start..self.end, 0);

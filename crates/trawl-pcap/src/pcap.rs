@@ -111,12 +111,26 @@ impl<R: Read> CaptureReader<R> {
         else {
             unreachable!("called for pcap only")
         };
-        if self.at_end()? {
-            return Ok(None);
-        }
         let offset = self.input.offset();
         let hdr_len = if modified { 24 } else { 16 };
-        self.need(hdr_len, "a packet record header")?;
+        // One look at the buffer for both the end of the input and a whole record header.
+        let have = self
+            .input
+            .fill(hdr_len)
+            .map_err(|e| Error::new(offset, e.into()))?;
+        if have == 0 {
+            return Ok(None);
+        }
+        if have < hdr_len {
+            return Err(Error::new(
+                offset,
+                ErrorKind::Truncated {
+                    what: "a packet record header",
+                    needed: hdr_len as u64,
+                    got: have as u64,
+                },
+            ));
+        }
         let f = Fields {
             bytes: self.input.slice(0, hdr_len),
             big_endian,

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use trawl_decode::{Decoded, Net};
+use trawl_decode::{Decoded, Headers, Net};
 use trawl_flow::{FlowKey, FlowTable, Timeouts, key_of};
 
 use crate::apps::Apps;
@@ -324,11 +324,12 @@ impl Report {
         }
         self.observe(line, sec);
         let bytes = u64::from(d.wire_len);
-        let seen = self.flows.add(ts_ns, line, d, |_, _| {});
+        let h = Headers::of(d);
+        let seen = self.flows.add(ts_ns, line, h, |_, _| {});
 
         // The packet's flow, for sources, destinations and applications.
         if seen.is_some()
-            && let Some((key, src)) = key_of(line, d)
+            && let Some((key, src)) = key_of(line, h)
         {
             let apps = &self.apps;
             let acc = self.period_flows.entry(key).or_insert_with(|| FlowAcc {

@@ -247,8 +247,9 @@ pub fn run(args: Args) -> Result<()> {
         }
         summary.packets += 1;
         let circuit = Names::circuit(n, p.interface);
-        let d = trawl_decode::decode_with_wire_len(p.link_type, p.data, p.orig_len);
-        table.add(p.ts.as_nanos(), circuit, &d, |f, reason| {
+        // Only the fields the flow table reads (a whole decode for packets off the fast path).
+        let h = trawl_decode::decode_headers(p.link_type, p.data, p.orig_len);
+        table.add(p.ts.as_nanos(), circuit, h, |f, reason| {
             sinks.record(&input, &f, reason)
         });
         if let Some(e) = sinks.failed.take() {
