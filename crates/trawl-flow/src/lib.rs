@@ -365,7 +365,7 @@ impl FlowTable {
             }
         }
         if let Some(snap) = self.snapshots.as_mut()
-            && ts >= snap.start_ns + snap.interval_ns
+            && ts >= snap.start_ns.saturating_add(snap.interval_ns)
         {
             snap.emit(&mut out);
             snap.start_ns = ts - ts % snap.interval_ns;
@@ -502,7 +502,7 @@ impl Snapshots {
     fn emit(&mut self, out: &mut impl FnMut(Flow, EndReason)) {
         let reason = EndReason::Snapshot {
             start_ns: self.start_ns,
-            end_ns: self.start_ns + self.interval_ns,
+            end_ns: self.start_ns.saturating_add(self.interval_ns),
         };
         let mut flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         flows.sort_unstable_by_key(|f| (f.first_ns(), f.key));
