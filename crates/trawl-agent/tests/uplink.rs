@@ -4,6 +4,10 @@
 //! revoked device stops; a wrong pinned fingerprint is refused with a message that says so.
 
 use std::net::SocketAddr;
+#[path = "../../../tests/support/corpus.rs"]
+mod corpus;
+use corpus::corpus;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -17,18 +21,6 @@ use trawl_pcap::CaptureReader;
 use trawl_server::catalogue::{Catalogue, DeviceId, OrgId};
 use trawl_server::{Config, Server};
 use trawl_store::SegmentReader;
-
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("TRAWL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    assert!(
-        dir.join("INDEX.tsv").exists(),
-        "the test corpus is not at {} (set TRAWL_CORPUS)",
-        dir.display()
-    );
-    dir
-}
 
 /// (time ns, wire length, bytes) of every packet.
 type Packets = Vec<(u64, u32, Vec<u8>)>;

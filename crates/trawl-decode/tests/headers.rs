@@ -3,33 +3,11 @@
 //! every prefix of the first bytes of each (captures cut short at every possible place), the
 //! fast path either defers to `decode` or gives exactly the `Headers` that `decode` gives.
 
-use std::path::{Path, PathBuf};
+#[path = "../../../tests/support/corpus.rs"]
+mod corpus;
 
 use trawl_decode::{Headers, decode_headers, decode_headers_fast, decode_with_wire_len};
 use trawl_pcap::CaptureReader;
-
-fn corpus_dir() -> PathBuf {
-    let dir = std::env::var_os("TRAWL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    assert!(
-        dir.join("INDEX.tsv").exists(),
-        "the test corpus is not at {} (set TRAWL_CORPUS)",
-        dir.display()
-    );
-    dir
-}
-
-/// Every capture the corpus index lists.
-fn captures(dir: &Path) -> Vec<PathBuf> {
-    let index = std::fs::read_to_string(dir.join("INDEX.tsv")).expect("INDEX.tsv");
-    index
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split('\t').next())
-        .map(|p| dir.join(p))
-        .collect()
-}
 
 /// How many packets the fast path took, and how many it deferred.
 #[derive(Default)]
@@ -52,10 +30,10 @@ fn check(what: &str, link_type: u32, data: &[u8], wire_len: u32, tally: &mut Tal
 
 #[test]
 fn the_fast_path_gives_what_decode_gives_on_the_whole_corpus() {
-    let dir = corpus_dir();
+    let dir = corpus::corpus();
     let (mut whole, mut cut) = (Tally::default(), Tally::default());
     let mut files = 0;
-    for path in captures(&dir) {
+    for path in corpus::indexed_captures(&dir) {
         let Ok(mut r) = CaptureReader::open(&path) else {
             continue;
         };

@@ -2,22 +2,13 @@
 //! `../shared/corpus` beside the repository) are the same whether the flow table is given the
 //! fast path's headers (`decode_headers`, as `trawl flows` does) or whole decoded packets.
 
-use std::path::{Path, PathBuf};
+#[path = "../../../tests/support/corpus.rs"]
+mod corpus;
+
+use std::path::Path;
 
 use trawl_flow::{EndReason, Flow, FlowTable, Timeouts};
 use trawl_pcap::CaptureReader;
-
-fn corpus_dir() -> PathBuf {
-    let dir = std::env::var_os("TRAWL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    assert!(
-        dir.join("INDEX.tsv").exists(),
-        "the test corpus is not at {} (set TRAWL_CORPUS)",
-        dir.display()
-    );
-    dir
-}
 
 /// The records of one capture, and what made no flow; `fast`: through `decode_headers`.
 fn flows(path: &Path, fast: bool, snapshots: bool) -> Option<(Vec<(Flow, EndReason)>, u64)> {
@@ -49,11 +40,10 @@ fn flows(path: &Path, fast: bool, snapshots: bool) -> Option<(Vec<(Flow, EndReas
 
 #[test]
 fn records_are_the_same_through_the_fast_path_on_the_whole_corpus() {
-    let dir = corpus_dir();
-    let index = std::fs::read_to_string(dir.join("INDEX.tsv")).expect("INDEX.tsv");
+    let dir = corpus::corpus();
     let (mut files, mut records) = (0, 0);
-    for rel in index.lines().skip(1).filter_map(|l| l.split('\t').next()) {
-        let path = dir.join(rel);
+    for path in corpus::indexed_captures(&dir) {
+        let rel = path.strip_prefix(&dir).unwrap().display();
         for snapshots in [false, true] {
             let Some(full) = flows(&path, false, snapshots) else {
                 continue;

@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+#[path = "../../../tests/support/corpus.rs"]
+mod corpus;
+
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
@@ -16,18 +19,6 @@ use trawl_pcap::CaptureReader;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn corpus_dir() -> PathBuf {
-    let dir = std::env::var_os("TRAWL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/corpus"));
-    assert!(
-        dir.join("INDEX.tsv").exists(),
-        "the test corpus is not at {} (set TRAWL_CORPUS to its path)",
-        dir.display()
-    );
-    dir
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +67,7 @@ fn read_with_trawl(path: &Path) -> Outcome {
 
 #[test]
 fn corpus_reads_like_tshark_and_libpcap() {
-    let corpus = corpus_dir();
+    let corpus = corpus::corpus();
     let golden = std::fs::read_to_string(repo_root().join("tests/formats/READERS.tsv"))
         .expect("tests/formats/READERS.tsv");
     let mut expected: BTreeMap<String, Vec<(String, Outcome)>> = BTreeMap::new();

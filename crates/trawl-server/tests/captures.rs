@@ -7,8 +7,11 @@
 //! apart. (curl, tcpdump and the memory bound are in crates/trawl/tests/uploads.rs.)
 
 mod common;
+#[path = "common/harness.rs"]
+mod harness;
 
 use common::corpus;
+use harness::{Harness, json_of, temp_dir};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -19,166 +22,12 @@ use md5::{Digest, Md5};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use trawl_pcap::CaptureReader;
-use trawl_server::{Config, NewOrganisation, Server, Tls};
+use trawl_server::{Config, Server, Tls};
 use trawl_store::Timestamp;
 use trawl_wire::{BatchBuilder, Drops};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A temporary directory, in memory when /dev/shm exists: uploads sync their files, and the
-/// corpus round trip makes two thousand of them.
-fn temp_dir() -> tempfile::TempDir {
-    match tempfile::tempdir_in("/dev/shm") {
-        Ok(d) => d,
-        Err(_) => tempfile::tempdir().unwrap(),
-    }
-}
-
-struct Harness {
-    dir: tempfile::TempDir,
-    server: Server,
-    client: reqwest::Client,
-    org: NewOrganisation,
-}
-
-impl Harness {
-    async fn start() -> Harness {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = temp_dir();
-        let mut config = Config::new(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
-        config.tls = Tls::Plain;
-        let server = Server::start(config).await.unwrap();
-        let org = server.create_organisation("acme").await.unwrap();
-        Harness {
-            dir,
-            server,
-            client: reqwest::Client::new(),
-            org,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.server.url())
-    }
-
-    /// `PATH?QUERY`, the parameters URL-encoded.
-    fn url_with(&self, path: &str, query: &[(&str, &str)]) -> reqwest::Url {
-        let mut url = reqwest::Url::parse(&self.url(path)).unwrap();
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        url
-    }
-
-    fn admin(&self) -> &str {
-        &self.org.admin_token
-    }
-
-    /// `PUT /api/v1/captures?QUERY` of `body` with the admin token.
-    async fn upload(&self, query: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, Value) {
-        let resp = self
-            .client
-            .put(self.url_with("/api/v1/captures", query))
-            .bearer_auth(self.admin())
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        json_of(resp).await
-    }
-
-    async fn get_bytes(&self, url: &str, token: &str) -> (StatusCode, Vec<u8>) {
-        let resp = self
-            .client
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        (resp.status(), resp.bytes().await.unwrap().to_vec())
-    }
-
-    async fn get_json(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        let resp = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        json_of(resp).await
-    }
-
-    async fn send_json(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Value,
-    ) -> (StatusCode, Value) {
-        let resp = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        json_of(resp).await
-    }
-
-    async fn enrol(&self, name: &str) -> (i64, String) {
-        let (status, token) = self
-            .send_json(
-                reqwest::Method::POST,
-                "/api/v1/enrollment-tokens",
-                self.admin(),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{token}");
-        let resp = self
-            .client
-            .post(self.url("/api/v1/enroll"))
-            .json(&json!({"token": token["token"], "name": name}))
-            .send()
-            .await
-            .unwrap();
-        let (status, device) = json_of(resp).await;
-        assert_eq!(status, StatusCode::CREATED, "{device}");
-        (
-            device["device"].as_str().unwrap().parse().unwrap(),
-            device["credential"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// Every file under the data directory's `captures/`, relative to it.
-    fn capture_files(&self) -> Vec<String> {
-        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, root, out);
-                } else {
-                    out.push(p.strip_prefix(root).unwrap().display().to_string());
-                }
-            }
-        }
-        let mut out = Vec::new();
-        let root = self.dir.path();
-        walk(&root.join("captures"), root, &mut out);
-        out.sort();
-        out
-    }
-}
-
-async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, v)
 }
 
 /// One packet as compared: time (modulo 2^32 s, as make_golden.py), lengths and bytes, and what
@@ -309,7 +158,9 @@ async fn round_trip(
             "{rel}: trawl reads the original neither as tshark nor as libpcap: {tools:?}"
         ));
     }
-    let (status, answer) = h.upload(&[("name", rel), ("tag", "corpus")], bytes).await;
+    let (status, answer) = h
+        .upload_as(h.admin(), &[("name", rel), ("tag", "corpus")], bytes)
+        .await;
     if status != StatusCode::CREATED {
         return Err(format!("{rel}: upload answered {status}: {answer}"));
     }
@@ -466,7 +317,9 @@ async fn downloads_are_what_tshark_saw_in_the_originals() {
     let corpus = corpus();
     for rel in TSHARK_CHECKED {
         let path = corpus.join(rel);
-        let (status, answer) = h.upload(&[], std::fs::read(&path).unwrap()).await;
+        let (status, answer) = h
+            .upload_as(h.admin(), &[], std::fs::read(&path).unwrap())
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{rel}: {answer}");
         let (status, back) = h
             .get_bytes(answer["url"].as_str().unwrap(), h.admin())
@@ -559,7 +412,7 @@ async fn broken_captures_are_refused_saying_what_and_where_and_nothing_is_stored
     assert!(malformed.len() >= 6, "{malformed:?}");
     for rel in &malformed {
         let (status, answer) = h
-            .upload(&[], std::fs::read(corpus.join(rel)).unwrap())
+            .upload_as(h.admin(), &[], std::fs::read(corpus.join(rel)).unwrap())
             .await;
         let kind = answer["error"].as_str().unwrap_or("").to_owned();
         assert!(
@@ -607,7 +460,7 @@ async fn broken_captures_are_refused_saying_what_and_where_and_nothing_is_stored
     ];
     for (what, body, kind) in cases {
         let expected = (kind != "bad_encoding").then(|| reader_error(&body));
-        let (status, answer) = h.upload(&[("tag", "x")], body).await;
+        let (status, answer) = h.upload_as(h.admin(), &[("tag", "x")], body).await;
         expect_refused(what, status, &answer, kind);
         if let Some((offset, packets)) = expected {
             assert_eq!(answer["offset"], json!(offset), "{what}: {answer}");
@@ -615,7 +468,7 @@ async fn broken_captures_are_refused_saying_what_and_where_and_nothing_is_stored
         }
     }
     // The truncated record: what was wrong and where, in words.
-    let (_, answer) = h.upload(&[], dhcp[..812].to_vec()).await;
+    let (_, answer) = h.upload_as(h.admin(), &[], dhcp[..812].to_vec()).await;
     let detail = answer["detail"].as_str().unwrap();
     assert!(
         detail.contains("after 2 good packets") && detail.contains("byte offset 712"),
@@ -727,7 +580,8 @@ async fn encodings_multipart_and_credentials_an_upload_may_come_with() {
     let (status, answer) = json_of(put(None, zst).await.unwrap()).await;
     check("a .pcap.zst", status, &answer);
     let (status, answer) = h
-        .upload(
+        .upload_as(
+            h.admin(),
             &[],
             std::fs::read(corpus.join("wireshark-4.0.17/icmp.pcapng.gz")).unwrap(),
         )
@@ -858,8 +712,8 @@ fn ids(list: &Value) -> Vec<i64> {
 async fn tags_notes_and_search_by_tag_device_time_and_kind() {
     let h = Harness::start().await;
     let corpus = corpus();
-    let (gw_a, cred_a) = h.enrol("gw-a").await;
-    let (_, cred_b) = h.enrol("gw-b").await;
+    let (gw_a, cred_a) = h.enrol(h.admin(), "gw-a").await;
+    let (_, cred_b) = h.enrol(h.admin(), "gw-b").await;
     // dhcp.pcap is 2004-12-05 19:16:24.317–.388, http.pcap 2002-12-31, arp.pcap 2013-09-18.
     let dhcp = std::fs::read(corpus.join("wireshark-4.0.17/dhcp.pcap")).unwrap();
     let http = std::fs::read(corpus.join("wireshark-4.0.17/http.pcap")).unwrap();
@@ -886,7 +740,9 @@ async fn tags_notes_and_search_by_tag_device_time_and_kind() {
     assert_eq!(status, StatusCode::CREATED, "{x}");
     assert_eq!(x["uploaded_by"]["device"]["name"], "gw-a", "{x}");
     assert_eq!(x["devices"][0]["id"], gw_a.to_string(), "{x}");
-    let (_, y) = h.upload(&[("tag", "site-2"), ("name", "y")], http).await;
+    let (_, y) = h
+        .upload_as(h.admin(), &[("tag", "site-2"), ("name", "y")], http)
+        .await;
     assert_eq!(y["uploaded_by"], "admin", "{y}");
     let (_, z) = json_of(by(&cred_b, &[("name", "z")], arp).await.unwrap()).await;
     let (x, y, z) = (
@@ -1071,7 +927,7 @@ async fn tags_notes_and_search_by_tag_device_time_and_kind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_window_holds_what_packets_gives_and_outlives_its_segments() {
     let h = Harness::start().await;
-    let (_, cred) = h.enrol("gw-w").await;
+    let (_, cred) = h.enrol(h.admin(), "gw-w").await;
     // 60 packets, one every 100 ms from 2024-03-01T12:00:00Z, TCP to port 80 or 443 in turn.
     let base = 1_709_294_400u64;
     let packets: Vec<(Timestamp, Vec<u8>)> = (0..60u32)
@@ -1223,7 +1079,9 @@ async fn another_organisations_capture_is_not_found_and_no_credential_is_401() {
     let h = Harness::start().await;
     let other = h.server.create_organisation("other").await.unwrap();
     let dhcp = std::fs::read(corpus().join("wireshark-4.0.17/dhcp.pcap")).unwrap();
-    let (_, answer) = h.upload(&[("tag", "mine")], dhcp.clone()).await;
+    let (_, answer) = h
+        .upload_as(h.admin(), &[("tag", "mine")], dhcp.clone())
+        .await;
     let id = answer["id"].as_i64().unwrap();
     let mine = format!("/api/v1/captures/{id}");
 
@@ -1278,7 +1136,7 @@ async fn another_organisations_capture_is_not_found_and_no_credential_is_401() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     // A device's credential uploads but does not read.
-    let (_, cred) = h.enrol("gw").await;
+    let (_, cred) = h.enrol(h.admin(), "gw").await;
     let (status, _) = h.get_json(&mine, &cred).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // Still there, unchanged, for its own organisation.

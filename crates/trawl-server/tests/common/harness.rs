@@ -57,8 +57,28 @@ impl Harness {
         format!("{}{path}", self.server.url())
     }
 
+    /// `PATH?QUERY`, the parameters URL-encoded.
+    pub fn url_with(&self, path: &str, query: &[(&str, &str)]) -> reqwest::Url {
+        let mut url = reqwest::Url::parse(&self.url(path)).unwrap();
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
     pub fn admin(&self) -> &str {
         &self.org.admin_token
+    }
+
+    pub async fn get_bytes(&self, url: &str, token: &str) -> (StatusCode, Vec<u8>) {
+        let resp = self
+            .client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.bytes().await.unwrap().to_vec())
     }
 
     pub async fn get_json(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -92,19 +112,46 @@ impl Harness {
 
     /// Uploads `body` as a capture named `name` with `token`; the capture's id.
     pub async fn upload(&self, token: &str, name: &str, body: Vec<u8>) -> i64 {
-        let mut url = reqwest::Url::parse(&self.url("/api/v1/captures")).unwrap();
-        url.query_pairs_mut().append_pair("name", name);
+        let (status, capture) = self.upload_as(token, &[("name", name)], body).await;
+        assert_eq!(status, StatusCode::CREATED, "{capture}");
+        capture["id"].as_i64().unwrap()
+    }
+
+    /// `PUT /api/v1/captures?QUERY` of `body` with `token`: the answer, whatever it is.
+    pub async fn upload_as(
+        &self,
+        token: &str,
+        query: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let resp = self
             .client
-            .put(url)
+            .put(self.url_with("/api/v1/captures", query))
             .bearer_auth(token)
             .body(body)
             .send()
             .await
             .unwrap();
-        let (status, capture) = json_of(resp).await;
-        assert_eq!(status, StatusCode::CREATED, "{capture}");
-        capture["id"].as_i64().unwrap()
+        json_of(resp).await
+    }
+
+    /// Every file under the data directory's `captures/`, relative to it.
+    pub fn capture_files(&self) -> Vec<String> {
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let root = self.dir.path();
+        walk(&root.join("captures"), root, &mut out);
+        out.sort();
+        out
     }
 
     /// Enrols a device named `name` in the organisation of `admin_token`: its id and credential.

@@ -6,27 +6,18 @@
 #![allow(dead_code)]
 
 pub mod agent;
+#[path = "../../../../tests/support/corpus.rs"]
+mod corpus_dir;
 pub mod flows;
 pub mod netns;
 pub mod server;
 pub mod traffic;
+#[allow(unused_imports)]
+pub use corpus_dir::corpus;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// The shared test corpus: `$TRAWL_CORPUS`, else `../shared/corpus` beside the repository.
-pub fn corpus() -> PathBuf {
-    let dir = std::env::var_os("TRAWL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    assert!(
-        dir.join("INDEX.tsv").exists(),
-        "the test corpus is not at {} (set TRAWL_CORPUS)",
-        dir.display()
-    );
-    dir
-}
 
 /// Runs a reference tool; its absence fails the test with what to install.
 pub fn tool(name: &str, args: &[&str]) -> Result<String, String> {
