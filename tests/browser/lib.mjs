@@ -106,7 +106,26 @@ export async function browser(name, contextOptions = {}) {
   page.on("console", (m) => {
     if (m.type() === "error" && !/status of 40[0-9]|status of 410/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
+  opened.push({ name, page, problems });
   return { context, page, problems };
+}
+
+// Every browser opened, for what a failure shows of them.
+const opened = [];
+
+// On a failure: each open page's address, script problems and a screenshot (FAILED-NAME.png).
+export async function failureReport() {
+  for (const { name, page, problems } of opened) {
+    if (page.isClosed()) continue;
+    console.error(`browser ${name}: at ${page.url()}${problems.length ? `; ${problems.join("; ")}` : "; no script errors"}`);
+    try {
+      const file = path.join(env.shots, `FAILED-${name}.png`);
+      await page.screenshot({ path: file, fullPage: true, timeout: 5000 });
+      console.error(`browser ${name}: screenshot ${file}`);
+    } catch (e) {
+      console.error(`browser ${name}: no screenshot (${e.message})`);
+    }
+  }
 }
 
 // A logged-in browser: with users and sessions, through the login page; before they exist in

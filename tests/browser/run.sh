@@ -86,6 +86,10 @@ for d in a b; do
   namespaces+=("$ns")
   ip link add "$iface" type veth peer name "$peer"
   ip link set "$peer" netns "$ns"
+  # No IPv6 on the links: its addresses arrive seconds after the link is up, and Chromium
+  # aborts the page's requests (ERR_NETWORK_CHANGED) when this host's addresses change.
+  sysctl -qw "net.ipv6.conf.$iface.disable_ipv6=1"
+  ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$peer.disable_ipv6=1"
   ip addr add "10.231.$n.1/24" dev "$iface"
   ip link set "$iface" up
   ip netns exec "$ns" ip addr add "10.231.$n.2/24" dev "$peer"
@@ -97,6 +101,15 @@ for d in a b; do
   net+="{\"name\":\"edge-$d\",\"ns\":\"$ns\",\"iface\":\"$iface\",\"peer\":\"$peer\",\"addr\":\"10.231.$n.1\",\"peerAddr\":\"10.231.$n.2\",\"sink\":\"10.231.$n.99\"}"
 done
 net+=']}'
+# The links settled (carrier up, as Chromium will see them) before the browser starts.
+for _ in $(seq 100); do
+  up=0
+  for d in a b; do
+    [ "$(cat "/sys/class/net/tw$((id % 100000))$d/operstate" 2>/dev/null)" = up ] && up=$((up + 1))
+  done
+  [ $up = 2 ] && break
+  sleep 0.1
+done
 
 "$bin" server --data "$data" --listen 127.0.0.1:0 --plain-http --log-level warn \
   > "$work/server.log" 2> "$work/server-stderr.log" &

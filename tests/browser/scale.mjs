@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import {
-  env, log, start, stopAll, until, check, loggedIn, browser, login, screenshot, screenshotPrefix, apiJson, inNetns, agent, sleep,
+  env, failureReport, log, start, stopAll, until, check, loggedIn, browser, login, screenshot, screenshotPrefix, apiJson, inNetns, agent, sleep,
 } from "./lib.mjs";
 
 const CAPTURES = Number(process.env.TRAWL_SCALE_CAPTURES || 10000);
@@ -295,6 +295,7 @@ main()
   })
   .catch(async (e) => {
     console.error(`scale: FAILED: ${e.stack || e}`);
+    await failureReport();
     fs.writeFileSync(path.join(env.work, "scale.log"), JSON.stringify(results, null, 2));
     await stopAll();
     process.exit(1);

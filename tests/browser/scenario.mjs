@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import {
-  env, log, start, stopAll, until, check, browser, loggedIn, login, screenshot, download,
+  env, failureReport, log, start, stopAll, until, check, browser, loggedIn, login, screenshot, download,
   tsharkCount, inNetns, agent,
 } from "./lib.mjs";
 
@@ -161,7 +161,11 @@ async function main() {
   await page.fill("[data-test=notes]", "pings from both edges, seen live");
   await page.click("[data-test=notes-save]");
   await page.locator("[data-test=notes-message].ok").waitFor();
-  await page.locator("[data-test=chart-svg] polyline").first().waitFor();
+  // A capture within one second makes a flat line of no height (not "visible" to Playwright):
+  // the chart is what is waited for, then its series and their dots.
+  await page.locator("[data-test=chart-svg]").waitFor();
+  check((await page.locator("[data-test=chart-svg] polyline").count()) >= 1, "the per-second chart draws a series");
+  check((await page.locator("[data-test=chart-svg] circle.point").first().isVisible()), "a short capture's seconds show as dots on the chart");
   await page.locator("[data-test=flows-table] tbody tr").first().waitFor();
   const annotations = await fetch(`${env.url}/api/v1/captures/${captureId}/annotations`, { headers: { Authorization: `Bearer ${env.adminToken}` } });
   if (annotations.status !== 404) {
@@ -199,8 +203,11 @@ async function main() {
   await page.click("[data-test=nav-captures]");
   await page.fill("[data-test=search-tag]", TAG);
   await page.click("[data-test=search-submit]");
-  await page.locator(`[data-test=capture-${captureId}]`).waitFor();
-  check((await page.locator("[data-test=captures-table] tbody tr").count()) === 1, "searching by tag finds the one tagged capture");
+  // The unfiltered list shown before the search holds the capture too: wait for the search's.
+  await page.waitForURL(new RegExp(`tag=${TAG}`));
+  await until("the tag search's answer", async () => (await page.locator("[data-test=captures-table] tbody tr").count()) === 1);
+  const rows = await page.locator("[data-test=captures-table] tbody tr").evaluateAll((trs) => trs.map((tr) => tr.dataset.test || tr.textContent));
+  check(rows.length === 1 && rows[0] === `capture-${captureId}`, `searching by tag finds the one tagged capture (rows: ${JSON.stringify(rows)})`);
   await screenshot(page, "captures-search");
 
   await page.click("[data-test=nav-jobs]");
@@ -212,7 +219,7 @@ async function main() {
   await page.locator(`[data-test=report-device-${b.name}]`).check();
   await page.selectOption("[data-test=report-period]", "60");
   await page.click("[data-test=report-show]");
-  await page.locator("[data-test=report-chart] polyline").first().waitFor({ timeout: 20000 });
+  await page.locator("[data-test=report-chart] polyline").first().waitFor({ state: "attached", timeout: 20000 });
   await screenshot(page, "reports");
 
   await page.click("[data-test=nav-retention]");
@@ -295,6 +302,7 @@ main()
   })
   .catch(async (e) => {
     console.error(`scenario: FAILED: ${e.stack || e}`);
+    await failureReport();
     await stopAll();
     process.exit(1);
   });

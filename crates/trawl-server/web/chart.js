@@ -7,6 +7,8 @@ import { h, bytes } from "./dom.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const MAX_POINTS = 900;
+// Series of at most this many points also get a dot per point.
+const MAX_DOTS = 60;
 const W = 1000;
 const H = 220;
 const PAD = { left: 64, right: 12, top: 10, bottom: 26 };
@@ -45,8 +47,10 @@ export function lineChart(series, { test, unit = "bytes/s" } = {}) {
   if (!series.length || series.every((x) => !x.values.length)) {
     return h("p", { class: "muted", "data-test": test }, "No traffic to chart.");
   }
-  const t0 = Math.min(...series.map((x) => x.first));
-  const t1 = Math.max(...series.map((x) => x.first + x.values.length - 1));
+  let t0 = Math.min(...series.map((x) => x.first));
+  let t1 = Math.max(...series.map((x) => x.first + x.values.length - 1));
+  // One second only: a second either side, so that it sits in the middle.
+  if (t1 === t0) [t0, t1] = [t0 - 1, t1 + 1];
   const span = Math.max(1, t1 - t0);
   let ymax = 1;
   for (const x of series) for (const v of x.values) if (v > ymax) ymax = v;
@@ -68,11 +72,14 @@ export function lineChart(series, { test, unit = "bytes/s" } = {}) {
     svg.append(s("text", { x: px(t), y: H - 8, "text-anchor": i === 0 ? "start" : i === ticks ? "end" : "middle" }, clock(t)));
   }
   series.forEach((x, k) => {
-    const points = reduce(x.values).map(([i, v]) => `${px(x.first + i).toFixed(1)},${py(v).toFixed(1)}`);
-    if (points.length === 1) points.push(points[0].replace(/^[^,]+/, (p) => String(Number(p) + 2)));
-    const line = s("polyline", { class: `series s${k % 6}`, points: points.join(" ") });
+    const xy = reduce(x.values).map(([i, v]) => [px(x.first + i), py(v)]);
+    const line = s("polyline", { class: `series s${k % 6}`, points: xy.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(" ") });
     line.append(s("title", {}, x.name));
     svg.append(line);
+    // Few seconds: a dot on each, so that a capture of one second still shows.
+    if (xy.length <= MAX_DOTS) {
+      for (const [a, b] of xy) svg.append(s("circle", { class: `point s${k % 6}`, cx: a.toFixed(1), cy: b.toFixed(1), r: 3 }, s("title", {}, x.name)));
+    }
   });
   const legend = h("div", { class: "chart-legend" }, series.map((x, k) => h("span", { class: `k${k % 6}` }, `■ ${x.name}`)), h("span", { class: "muted" }, `${unit}, UTC`));
   return h("div", {}, svg, legend);
