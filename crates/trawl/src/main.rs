@@ -12,6 +12,8 @@ mod source;
 mod table;
 mod timespec;
 
+use std::ffi::OsString;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -105,7 +107,7 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(snapshot_interval_args(std::env::args_os()));
     if matches!(
         cli.command,
         Command::Devices(_) | Command::Capture(_) | Command::Captures(_)
@@ -140,5 +142,67 @@ fn main() {
     if let Err(e) = result {
         eprintln!("trawl: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// `--snapshot` takes an optional interval: `--snapshot 100ms`, `--snapshot=100ms`, or alone
+/// (100 ms). Alone before a file name (`--snapshot capture.pcap`) the file is not an interval:
+/// such a `--snapshot` is given its default here, before parsing, so the name stays a file.
+fn snapshot_interval_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    for i in 0..args.len() {
+        if args[i] != "--snapshot" {
+            continue;
+        }
+        let interval = args
+            .get(i + 1)
+            .and_then(|next| next.to_str())
+            .is_some_and(|next| timespec::parse_duration(next).is_ok());
+        if !interval {
+            args[i] = OsString::from("--snapshot=100ms");
+        }
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(args: &[&str]) -> Vec<String> {
+        snapshot_interval_args(args.iter().map(OsString::from))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn snapshot_takes_an_interval_or_stands_alone() {
+        let given = ["trawl", "flows", "--snapshot", "50ms", "f.pcap"];
+        assert_eq!(rewritten(&given), given);
+        assert_eq!(
+            rewritten(&["trawl", "flows", "--snapshot", "f.pcap"]),
+            ["trawl", "flows", "--snapshot=100ms", "f.pcap"]
+        );
+        assert_eq!(
+            rewritten(&["trawl", "flows", "f.pcap", "--snapshot"]),
+            ["trawl", "flows", "f.pcap", "--snapshot=100ms"]
+        );
+        let equals = ["trawl", "flows", "--snapshot=1s", "f.pcap"];
+        assert_eq!(rewritten(&equals), equals);
+        for parsed in [
+            &["trawl", "flows", "--snapshot", "250ms", "f.pcap"][..],
+            &["trawl", "flows", "--snapshot", "f.pcap"],
+            &["trawl", "flows", "--snapshot=250ms", "f.pcap"],
+        ] {
+            let cli =
+                Cli::try_parse_from(snapshot_interval_args(parsed.iter().map(OsString::from)))
+                    .unwrap();
+            let Command::Flows(a) = cli.command else {
+                panic!("not flows")
+            };
+            assert_eq!(a.source.files, [std::path::PathBuf::from("f.pcap")]);
+            assert!(a.snapshot.is_some());
+        }
     }
 }

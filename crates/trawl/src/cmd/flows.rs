@@ -56,12 +56,11 @@ pub struct Args {
     #[arg(short, long, value_name = "EXPR")]
     pub filter: Option<String>,
     /// Snapshot flows: each flow's counters over every interval (aligned to multiples of it);
-    /// 100 ms unless given as --snapshot=INTERVAL.
+    /// 100 ms unless given (--snapshot 50ms, --snapshot=1s).
     #[arg(
         long,
         value_name = "INTERVAL",
         num_args = 0..=1,
-        require_equals = true,
         default_missing_value = "100ms"
     )]
     pub snapshot: Option<String>,
@@ -187,7 +186,9 @@ pub fn run(args: Args) -> Result<()> {
         && let Some(s) = f.to_str()
         && parse_duration(s).is_ok()
     {
-        bail!("{s}: no such file; an interval for --snapshot is given as --snapshot={s}");
+        bail!(
+            "{s}: no such file (an interval for --snapshot comes right after it: --snapshot {s})"
+        );
     }
     let mut filter = Filter::from_option(args.filter.as_deref())?;
     let mut input = args.source.open()?;
