@@ -90,6 +90,86 @@ impl Hash for FlowKey {
     }
 }
 
+/// A flow's key as the table hashes and compares it for every packet: a few words made straight
+/// from the packet's headers (no `IpAddr` comparisons), equal exactly when the [`FlowKey`]s are.
+/// The `FlowKey` itself is made once, when a flow begins.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Packed {
+    /// Interface, VLAN, which addresses are IPv6, whether there is a DLCI, protocol.
+    meta: u64,
+    /// DLCI, then the lower endpoint's port, then the higher's.
+    ports: u64,
+    lo: u128,
+    hi: u128,
+}
+
+const PACKED_VLAN: u64 = 1 << 48;
+const PACKED_LO_V6: u64 = 1 << 49;
+const PACKED_HI_V6: u64 = 1 << 50;
+const PACKED_DLCI: u64 = 1 << 51;
+
+impl Hash for Packed {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.meta);
+        h.write_u64(self.ports);
+        if self.meta & (PACKED_LO_V6 | PACKED_HI_V6) == 0 {
+            // Two IPv4 addresses fill one word.
+            h.write_u64((self.lo as u64) << 32 | self.hi as u64);
+        } else {
+            h.write_u64(self.lo as u64);
+            h.write_u64((self.lo >> 64) as u64);
+            h.write_u64(self.hi as u64);
+            h.write_u64((self.hi >> 64) as u64);
+        }
+    }
+}
+
+/// An address as 128 bits, and whether it is IPv6.
+#[inline]
+fn addr_bits(a: IpAddr) -> (bool, u128) {
+    match a {
+        IpAddr::V4(a) => (false, u128::from(a.to_bits())),
+        IpAddr::V6(a) => (true, a.to_bits()),
+    }
+}
+
+/// The packed key of a packet's flow (its endpoints in the order [`FlowKey`] puts them: IPv4
+/// before IPv6, then address, then port); `None` if it is not IP.
+#[inline]
+fn packed_of(interface: u32, h: &Headers) -> Option<Packed> {
+    let ip = h.ip.as_ref()?;
+    let a = addr_bits(ip.src);
+    let b = addr_bits(ip.dst);
+    let src_lo = (a.0, a.1, h.src_port) <= (b.0, b.1, h.dst_port);
+    let ((lo_v6, lo), lo_port, (hi_v6, hi), hi_port) = if src_lo {
+        (a, h.src_port, b, h.dst_port)
+    } else {
+        (b, h.dst_port, a, h.src_port)
+    };
+    let mut meta = u64::from(interface) | u64::from(ip.protocol) << 56;
+    if let Some(v) = h.outer_vlan {
+        meta |= u64::from(v) << 32 | PACKED_VLAN;
+    }
+    if lo_v6 {
+        meta |= PACKED_LO_V6;
+    }
+    if hi_v6 {
+        meta |= PACKED_HI_V6;
+    }
+    let mut ports = u64::from(lo_port) << 16 | u64::from(hi_port);
+    if let Some(d) = h.dlci {
+        meta |= PACKED_DLCI;
+        ports |= u64::from(d) << 32;
+    }
+    Some(Packed {
+        meta,
+        ports,
+        lo,
+        hi,
+    })
+}
+
 /// Counters of one direction of a flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Direction {
@@ -237,14 +317,14 @@ struct Snapshots {
     interval_ns: u64,
     /// Start of the current interval (a multiple of the interval).
     start_ns: u64,
-    flows: SeededMap<FlowKey, Flow>,
+    flows: SeededMap<Packed, Flow>,
 }
 
 /// The flows alive, and the rules that end them.
 pub struct FlowTable {
     timeouts: Timeouts,
     snapshots: Option<Snapshots>,
-    flows: SeededMap<FlowKey, Flow>,
+    flows: SeededMap<Packed, Flow>,
     /// Time of the latest packet.
     now: u64,
     /// When the table was last swept for idle flows.
@@ -370,22 +450,30 @@ impl FlowTable {
             snap.emit(&mut out);
             snap.start_ns = ts - ts % snap.interval_ns;
         }
-        let Some((key, src)) = key_of_headers(interface, d) else {
+        let Some(packed) = packed_of(interface, d) else {
             self.skipped.not_ip += 1;
             return None;
         };
+        let p = Packet {
+            ts,
+            interface,
+            packed,
+            headers: d,
+        };
         let Some(snap) = self.snapshots.as_mut() else {
-            let (seen, _) = track(&mut self.flows, self.timeouts, ts, key, src, d, out);
+            let (seen, _) = track(&mut self.flows, self.timeouts, &p, out);
             if seen.new_flow {
                 self.peak = self.peak.max(self.flows.len());
             }
             return Some(seen);
         };
-        let (seen, initiator) = track(&mut self.flows, self.timeouts, ts, key, src, d, |_, _| {});
+        let (seen, flow) = track(&mut self.flows, self.timeouts, &p, |_, _| {});
+        let (key, initiator) = (flow.key, flow.initiator);
         if seen.new_flow {
             self.peak = self.peak.max(self.flows.len());
         }
-        let flow = snap.flows.entry(key).or_insert_with(|| Flow {
+        let src = p.src();
+        let flow = snap.flows.entry(packed).or_insert_with(|| Flow {
             key,
             initiator,
             fwd: Direction::default(),
@@ -409,15 +497,15 @@ impl FlowTable {
     fn sweep(&mut self, out: &mut impl FnMut(Flow, EndReason)) {
         self.swept = self.now;
         let (now, idle) = (self.now, self.timeouts.idle_ns);
-        let mut ended: Vec<FlowKey> = self
+        let mut ended: Vec<(u64, FlowKey, Packed)> = self
             .flows
             .iter()
             .filter(|(_, f)| now.saturating_sub(f.last_ns()) >= idle)
-            .map(|(k, _)| *k)
+            .map(|(p, f)| (f.first_ns(), f.key, *p))
             .collect();
-        ended.sort_unstable_by_key(|k| (self.flows[k].first_ns(), *k));
-        for k in ended {
-            let f = self.flows.remove(&k).expect("listed above");
+        ended.sort_unstable_by_key(|&(first, key, _)| (first, key));
+        for (_, _, p) in ended {
+            let f = self.flows.remove(&p).expect("listed above");
             out(f, EndReason::Idle);
         }
     }
@@ -438,26 +526,42 @@ impl FlowTable {
     }
 }
 
-/// Counts a packet of flow `key` from `src` in `flows`, one hash lookup: ends the flow first if
-/// it has been idle or has lasted the active timeout (to `out`). Says what the packet was, and
-/// who began the flow.
-fn track(
-    flows: &mut SeededMap<FlowKey, Flow>,
-    timeouts: Timeouts,
+/// A packet as the table takes it: its time, interface, packed key, and headers.
+struct Packet<'a> {
     ts: u64,
-    key: FlowKey,
-    src: Endpoint,
-    d: &Headers,
+    interface: u32,
+    packed: Packed,
+    headers: &'a Headers,
+}
+
+impl Packet<'_> {
+    fn src(&self) -> Endpoint {
+        let ip = self.headers.ip.as_ref().expect("an IP packet");
+        Endpoint {
+            addr: ip.src,
+            port: self.headers.src_port,
+        }
+    }
+}
+
+/// Counts a packet in `flows`, one hash lookup: ends its flow first if it has been idle or has
+/// lasted the active timeout (to `out`). Says what the packet was, and gives its flow.
+fn track<'f>(
+    flows: &'f mut SeededMap<Packed, Flow>,
+    timeouts: Timeouts,
+    p: &Packet<'_>,
     mut out: impl FnMut(Flow, EndReason),
-) -> (Seen, Endpoint) {
+) -> (Seen, &'f Flow) {
     let mut seen = Seen::default();
-    let fresh = |initiator| Flow {
+    let ts = p.ts;
+    let src = p.src();
+    let fresh = |key: FlowKey| Flow {
         key,
-        initiator,
+        initiator: src,
         fwd: Direction::default(),
         rev: Direction::default(),
     };
-    let flow = match flows.entry(key) {
+    let flow = match flows.entry(p.packed) {
         Entry::Occupied(e) => {
             let flow = e.into_mut();
             let idle = ts.saturating_sub(flow.last_ns()) >= timeouts.idle_ns;
@@ -465,12 +569,13 @@ fn track(
             if idle {
                 // A new flow, begun by this packet.
                 seen.new_flow = true;
-                out(std::mem::replace(flow, fresh(src)), EndReason::Idle);
+                let key = flow.key;
+                out(std::mem::replace(flow, fresh(key)), EndReason::Idle);
             } else if active {
                 // The flow goes on: its next record keeps who began it, and its sequence
                 // tracking.
                 let next = Flow {
-                    key,
+                    key: flow.key,
                     initiator: flow.initiator,
                     fwd: flow.fwd.carry_over(),
                     rev: flow.rev.carry_over(),
@@ -481,7 +586,8 @@ fn track(
         }
         Entry::Vacant(e) => {
             seen.new_flow = true;
-            e.insert(fresh(src))
+            let (key, _) = key_of_headers(p.interface, p.headers).expect("an IP packet");
+            e.insert(fresh(key))
         }
     };
     seen.forward = src == flow.initiator;
@@ -490,11 +596,11 @@ fn track(
     } else {
         (&mut flow.rev, &flow.fwd)
     };
-    dir.add(ts, d.wire_len);
-    if let Some(t) = &d.tcp {
+    dir.add(ts, p.headers.wire_len);
+    if let Some(t) = &p.headers.tcp {
         (seen.syn, seen.retransmission) = track_tcp(dir, other, t, ts);
     }
-    (seen, flow.initiator)
+    (seen, flow)
 }
 
 impl Snapshots {
@@ -603,6 +709,64 @@ fn seq_lt(a: u32, b: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Packed keys are equal exactly when the flow keys are, and put the endpoints in the
+    /// flow key's order: over addresses of both families (an IPv4 address and the IPv6 one
+    /// holding the same bits apart), ports, VLANs and DLCIs present or not (0 apart from none).
+    #[test]
+    fn packed_keys_are_equal_exactly_when_flow_keys_are() {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        let addrs: Vec<IpAddr> = vec![
+            Ipv4Addr::new(10, 0, 0, 1).into(),
+            Ipv4Addr::new(10, 0, 0, 2).into(),
+            Ipv6Addr::from_bits(0x0a00_0001).into(),
+            "2001:db8::1".parse().unwrap(),
+            "::ffff:10.0.0.1".parse().unwrap(),
+        ];
+        let mut cases = Vec::new();
+        for &src in &addrs {
+            for &dst in &addrs {
+                if src.is_ipv4() != dst.is_ipv4() {
+                    continue;
+                }
+                for (sp, dp) in [(0, 0), (1, 2), (2, 1), (80, 80)] {
+                    for vlan in [None, Some(0), Some(7)] {
+                        for dlci in [None, Some(0), Some(16)] {
+                            for interface in [0, 1] {
+                                let h = Headers {
+                                    wire_len: 60,
+                                    outer_vlan: vlan,
+                                    dlci,
+                                    ip: Some(trawl_decode::IpHeader {
+                                        src,
+                                        dst,
+                                        protocol: 6,
+                                    }),
+                                    src_port: sp,
+                                    dst_port: dp,
+                                    tcp: None,
+                                };
+                                cases.push((interface, h));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let keyed: Vec<(FlowKey, Packed)> = cases
+            .iter()
+            .map(|(i, h)| (key_of_headers(*i, h).unwrap().0, packed_of(*i, h).unwrap()))
+            .collect();
+        for (k1, p1) in &keyed {
+            let lo_v6 = p1.meta & PACKED_LO_V6 != 0;
+            assert_eq!(lo_v6, k1.lo.addr.is_ipv6());
+            assert_eq!(p1.lo, addr_bits(k1.lo.addr).1);
+            assert_eq!(p1.hi, addr_bits(k1.hi.addr).1);
+            for (k2, p2) in &keyed {
+                assert_eq!(k1 == k2, p1 == p2, "{k1:?} / {k2:?}");
+            }
+        }
+    }
 
     const S: u64 = 1_000_000_000;
     /// Packets further apart than a segment out of order would be (3 ms).
