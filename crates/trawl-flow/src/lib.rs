@@ -503,7 +503,7 @@ impl FlowTable {
             .filter(|(_, f)| now.saturating_sub(f.last_ns()) >= idle)
             .map(|(p, f)| (f.first_ns(), f.key, *p))
             .collect();
-        ended.sort_unstable_by_key(|&(first, key, _)| (first, key));
+        ended.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         for (_, _, p) in ended {
             let f = self.flows.remove(&p).expect("listed above");
             out(f, EndReason::Idle);
@@ -518,9 +518,8 @@ impl FlowTable {
             self.flows.clear();
             return;
         }
-        let mut rest: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
-        rest.sort_unstable_by_key(|f| (f.first_ns(), f.key));
-        for f in rest {
+        let rest: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        for f in sorted_by_first_packet(rest) {
             out(f, EndReason::End);
         }
     }
@@ -603,6 +602,26 @@ fn track<'f>(
     (seen, flow)
 }
 
+/// Flows in order of their first packet, then of their keys: the order records are written in.
+/// The keys are compared only when the times are equal (copying them out for every comparison,
+/// as a sort by a `(time, key)` tuple does, cost more than the rest of the sort).
+fn sorted_by_first_packet(flows: Vec<Flow>) -> Vec<Flow> {
+    let mut order: Vec<(u64, usize)> = flows
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.first_ns(), i))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| flows[a.1].key.cmp(&flows[b.1].key))
+    });
+    let mut slots: Vec<Option<Flow>> = flows.into_iter().map(Some).collect();
+    order
+        .iter()
+        .map(|&(_, i)| slots[i].take().expect("each once"))
+        .collect()
+}
+
 impl Snapshots {
     /// Hands out the current interval's flows, in order of their first packet in it.
     fn emit(&mut self, out: &mut impl FnMut(Flow, EndReason)) {
@@ -610,9 +629,8 @@ impl Snapshots {
             start_ns: self.start_ns,
             end_ns: self.start_ns.saturating_add(self.interval_ns),
         };
-        let mut flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
-        flows.sort_unstable_by_key(|f| (f.first_ns(), f.key));
-        for f in flows {
+        let flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        for f in sorted_by_first_packet(flows) {
             out(f, reason);
         }
     }
