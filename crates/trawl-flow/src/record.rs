@@ -218,17 +218,20 @@ impl<W: Write> Writer<W> {
 /// test holds them equal), without serde's per-field machinery: flow records are written by
 /// the hundred thousand. Only the interface name can need escaping; it goes through serde_json.
 fn json_line(out: &mut Vec<u8>, r: &Record) -> io::Result<()> {
-    fn text(out: &mut Vec<u8>, name: &str, v: &str) {
+    /// `,"NAME":`
+    fn key(out: &mut Vec<u8>, name: &str) {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":\"");
+        out.extend_from_slice(b"\":");
+    }
+    fn text(out: &mut Vec<u8>, name: &str, v: &str) {
+        key(out, name);
+        out.push(b'"');
         out.extend_from_slice(v.as_bytes());
         out.push(b'"');
     }
     fn number(out: &mut Vec<u8>, name: &str, v: u64) {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+        key(out, name);
         let mut digits = [0u8; 20];
         let mut i = digits.len();
         let mut v = v;
@@ -242,23 +245,13 @@ fn json_line(out: &mut Vec<u8>, r: &Record) -> io::Result<()> {
         }
         out.extend_from_slice(&digits[i..]);
     }
-    fn maybe_number(out: &mut Vec<u8>, name: &str, v: Option<u64>) {
+    /// `v` written by `some`, or `null`.
+    fn maybe<T>(out: &mut Vec<u8>, name: &str, v: Option<T>, some: fn(&mut Vec<u8>, &str, T)) {
         match v {
-            Some(v) => number(out, name, v),
+            Some(v) => some(out, name, v),
             None => {
-                out.extend_from_slice(b",\"");
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"\":null");
-            }
-        }
-    }
-    fn maybe_text(out: &mut Vec<u8>, name: &str, v: Option<&str>) {
-        match v {
-            Some(v) => text(out, name, v),
-            None => {
-                out.extend_from_slice(b",\"");
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"\":null");
+                key(out, name);
+                out.extend_from_slice(b"null");
             }
         }
     }
@@ -267,10 +260,10 @@ fn json_line(out: &mut Vec<u8>, r: &Record) -> io::Result<()> {
     out.extend_from_slice(r.start.as_bytes());
     out.push(b'"');
     text(out, "end", &r.end);
-    out.extend_from_slice(b",\"interface\":");
+    key(out, "interface");
     serde_json::to_writer(&mut *out, &r.interface)?;
-    maybe_number(out, "vlan", r.vlan.map(u64::from));
-    maybe_number(out, "dlci", r.dlci.map(u64::from));
+    maybe(out, "vlan", r.vlan.map(u64::from), number);
+    maybe(out, "dlci", r.dlci.map(u64::from), number);
     number(out, "protocol", u64::from(r.protocol));
     text(out, "protocol_name", r.protocol_name);
     text(out, "src", &r.src);
@@ -290,8 +283,8 @@ fn json_line(out: &mut Vec<u8>, r: &Record) -> io::Result<()> {
     number(out, "fwd_retransmissions", r.fwd_retransmissions);
     number(out, "rev_retransmissions", r.rev_retransmissions);
     text(out, "reason", r.reason);
-    maybe_text(out, "interval_start", r.interval_start.as_deref());
-    maybe_text(out, "interval_end", r.interval_end.as_deref());
+    maybe(out, "interval_start", r.interval_start.as_deref(), text);
+    maybe(out, "interval_end", r.interval_end.as_deref(), text);
     out.push(b'}');
     Ok(())
 }
