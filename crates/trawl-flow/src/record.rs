@@ -232,18 +232,7 @@ fn json_line(out: &mut Vec<u8>, r: &Record) -> io::Result<()> {
     }
     fn number(out: &mut Vec<u8>, name: &str, v: u64) {
         key(out, name);
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut v = v;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        out.extend_from_slice(&digits[i..]);
+        trawl_decode::text::fmt::push_u64(out, v);
     }
     /// `v` written by `some`, or `null`.
     fn maybe<T>(out: &mut Vec<u8>, name: &str, v: Option<T>, some: fn(&mut Vec<u8>, &str, T)) {
