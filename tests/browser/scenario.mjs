@@ -204,9 +204,12 @@ async function main() {
   await page.fill("[data-test=search-tag]", TAG);
   await page.click("[data-test=search-submit]");
   // The unfiltered list shown before the search holds the capture too: wait for the search's.
+  // The list says which search its rows answer (data-shown): wait for this search's, not the
+  // unfiltered page the hash change replaces.
   await page.waitForURL(new RegExp(`tag=${TAG}`));
-  await until("the tag search's answer", async () => (await page.locator("[data-test=captures-table] tbody tr").count()) === 1);
-  const rows = await page.locator("[data-test=captures-table] tbody tr").evaluateAll((trs) => trs.map((tr) => tr.dataset.test || tr.textContent));
+  const answered = page.locator(`[data-test=captures][data-shown*="tag=${TAG}"]`);
+  await answered.waitFor();
+  const rows = await answered.locator("[data-test=captures-table] tbody tr").evaluateAll((trs) => trs.map((tr) => tr.dataset.test || tr.textContent));
   check(rows.length === 1 && rows[0] === `capture-${captureId}`, `searching by tag finds the one tagged capture (rows: ${JSON.stringify(rows)})`);
   await screenshot(page, "captures-search");
 

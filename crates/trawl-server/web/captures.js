@@ -78,6 +78,8 @@ export function render(view, ctx, params) {
       const ms = performance.now() - started;
       timing.textContent = `${answer.captures.length} shown · ${Math.round(ms)} ms`;
       timing.dataset.ms = String(ms);
+      // Which search the rows answer (tests and scripts wait for their own, not a previous page's).
+      list.dataset.shown = api.query(query);
       clear(
         list,
         table(
