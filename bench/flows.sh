@@ -6,7 +6,9 @@
 #
 # Every timed command runs pinned to one core (`taskset -c $TRAWL_BENCH_CPU`, default 1): the
 # tools compared are single-threaded readers (argus has helper threads; pinned, they share the
-# core), so this is the per-core comparison. Trials are interleaved (round 1: every command,
+# core), so this is the per-core comparison; `trawl flows`, argus and softflowd are also run
+# unpinned (rows "@all": the whole machine, as an operator runs them — trawl flows then reads
+# and decodes on one core and counts flows on the other). Trials are interleaved (round 1: every command,
 # round 2: every command, …) so that load from other work falls on all of them alike; medians
 # are taken. Wall time, user+system CPU and peak RSS come from /usr/bin/time.
 #
@@ -63,7 +65,7 @@ ARGUS_MAR_STATUS_INTERVAL=60
 EOF
 
 declare -A cmds
-names=(flows flows-csv snapshot report argus softflowd tshark)
+names=(flows flows-csv snapshot report argus softflowd tshark flows@all argus@all softflowd@all)
 cmds[flows]="$T flows $F -o /dev/null"
 cmds[flows-csv]="$T flows --format csv $F -o /dev/null"
 cmds[snapshot]="$T flows --snapshot 100ms $F -o /dev/null"
@@ -71,6 +73,9 @@ cmds[report]="$T report $F -o /dev/null"
 cmds[argus]="argus -F $out/argus.conf -r $F -w /dev/null"
 cmds[softflowd]="softflowd -r $F -n 127.0.0.1:$port -v 10 -6"
 cmds[tshark]="tshark -q -z conv,tcp -r $F"
+# The same three on the whole machine, as an operator runs them: trawl flows reads and decodes
+# on one thread and counts flows on another; softflowd has one thread, argus several.
+for n in flows argus softflowd; do cmds[$n@all]=${cmds[$n]}; done
 base=${TRAWL_BENCH_BASELINE:-}
 if [ -n "$base" ]; then
   names+=(flows-before report-before)
@@ -80,9 +85,10 @@ fi
 
 # One timed run: NAME TRIAL; appends "name trial wall cpu rss_kib rc" to trials.tsv.
 timed() {
-  local name=$1 trial=$2 rc=0
+  local name=$1 trial=$2 rc=0 how=("${pin[@]}")
+  [[ $name == *@all ]] && how=()
   # shellcheck disable=SC2086 # the commands are word lists
-  /usr/bin/time -f '%e %U %S %M' -o "$out/time.txt" "${pin[@]}" ${cmds[$name]} \
+  /usr/bin/time -f '%e %U %S %M' -o "$out/time.txt" "${how[@]}" ${cmds[$name]} \
     > "$out/$name.stdout" 2> "$out/$name.stderr" || rc=$?
   read -r wall user sys rss < <(tail -1 "$out/time.txt")
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$trial" "$wall" \
@@ -179,6 +185,8 @@ what = {
     "flows-before": "(the baseline build)",
     "report-before": "(the baseline build)",
 }
+for n in ["flows", "argus", "softflowd"]:
+    what[f"{n}@all"] = what[n] + ", both cores"
 cmds = {
     "flows": "trawl flows F -o /dev/null",
     "flows-csv": "trawl flows --format csv F -o /dev/null",
@@ -190,18 +198,23 @@ cmds = {
     "flows-before": "BASELINE/trawl flows F -o /dev/null",
     "report-before": "BASELINE/trawl report F -o /dev/null",
 }
-print(f"Capture: {F}, {os.path.getsize(F)} bytes, {packets} packets; pinned to CPU {cpu}; "
+for n in ["flows", "argus", "softflowd"]:
+    cmds[f"{n}@all"] = cmds[n] + " (not pinned)"
+print(f"Capture: {F}, {os.path.getsize(F)} bytes, {packets} packets; pinned to CPU {cpu} "
+      f"(rows marked 'not pinned': both cores); "
       f"{trials} interleaved trials (tshark: {min(int(trials), int(tshark_trials))}), medians.")
 print()
 print("| command | trials | median wall (s) | median CPU (s) | packets/s | peak RSS | output | trawl flows is faster by |")
 print("|---|---|---|---|---|---|---|---|")
 for n in ["flows", "flows-csv", "snapshot", "report", "argus", "softflowd", "tshark",
-          "flows-before", "report-before"]:
+          "flows@all", "argus@all", "softflowd@all", "flows-before", "report-before"]:
     if n not in med:
         continue
     ratio = f"{med[n] / med['flows']:.1f}×" if n in ("argus", "softflowd", "tshark") else ""
     if n == "report":
         ratio = f"(report / flows = {med[n] / med['flows']:.2f})"
+    if n in ("argus@all", "softflowd@all"):
+        ratio = f"{med[n] / med['flows@all']:.1f}× (both on the whole machine)"
     if n.endswith("-before"):
         now = n.removesuffix("-before")
         ratio = f"(before / after = {med[n] / med[now]:.2f})"

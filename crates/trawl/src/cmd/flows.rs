@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::mpsc;
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use trawl_agent::http::Trust;
+use trawl_decode::Headers;
 use trawl_flow::{EndReason, Flow, FlowTable, Timeouts};
 
 use crate::files::{self, TimeOrdered, create_output};
@@ -137,13 +139,13 @@ struct Sinks {
 }
 
 impl Sinks {
-    fn record(&mut self, inputs: &TimeOrdered, f: &Flow, reason: EndReason) {
+    fn record(&mut self, f: &Flow, reason: EndReason) {
         if self.failed.is_some() {
             return;
         }
         self.records += 1;
         if self.writer.is_some() || self.es.is_some() {
-            let r = Record::new(f, reason, self.names.get(inputs, f.key.circuit.interface));
+            let r = Record::new(f, reason, self.names.get(f.key.circuit.interface));
             if let Some(w) = self.writer.as_mut()
                 && let Err(e) = w.write(&r)
             {
@@ -238,30 +240,32 @@ pub fn run(args: Args) -> Result<()> {
         records: 0,
         failed: None,
     };
-    let mut progress = Progress::new(input.total_size(), "flows");
+    let progress = Progress::new(input.total_size(), "flows");
     let mut summary = Summary::default();
-    while input.advance()? {
-        let (n, p) = input.current().expect("advanced");
-        progress.tick(|| input.position());
-        if !filter::keep(&mut filter, p.link_type, p.data, p.orig_len)? {
-            continue;
-        }
-        summary.packets += 1;
-        let circuit = Names::circuit(n, p.interface);
-        // Only the fields the flow table reads (a whole decode for packets off the fast path).
-        let h = trawl_decode::decode_headers(p.link_type, p.data, p.orig_len);
-        table.add(p.ts.as_nanos(), circuit, h, |f, reason| {
-            sinks.record(&input, &f, reason)
-        });
-        if let Some(e) = sinks.failed.take() {
-            return write_failed(e);
-        }
-    }
-    table.finish(|f, reason| sinks.record(&input, &f, reason));
+    // Reading and decoding run on a thread of their own, beside the flow table and the records
+    // on this one: each keeps its own data in its own core's cache (the capture's bytes stay
+    // with the reader; only the few decoded fields of each packet cross over, in batches).
+    let (tx, rx) = mpsc::sync_channel::<Option<Batch>>(BATCHES_IN_FLIGHT);
+    let (spare_tx, spare_rx) = mpsc::channel::<Batch>();
+    let (read, complete) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read_decoded(&mut input, &mut filter, progress, tx, spare_rx));
+        let complete = count_flows(rx, spare_tx, &mut table, &mut sinks);
+        (
+            reader.join().expect("the reader thread does not panic"),
+            complete,
+        )
+    });
     if let Some(e) = sinks.failed.take() {
         return write_failed(e);
     }
-    progress.finish();
+    summary.packets = read?;
+    if !complete {
+        bail!("the reader thread stopped before the end of the input without an error");
+    }
+    table.finish(|f, reason| sinks.record(&f, reason));
+    if let Some(e) = sinks.failed.take() {
+        return write_failed(e);
+    }
     summary.not_ip = table.skipped.not_ip;
     summary.peak_flows = table.peak_len() as u64;
     summary.records = sinks.records;
@@ -339,10 +343,101 @@ impl Names {
         ((input as u32) << 16) | (interface & 0xffff)
     }
 
-    fn get(&mut self, inputs: &TimeOrdered, circuit: u32) -> String {
-        self.0
-            .entry(circuit)
-            .or_insert_with(|| inputs.interface_name((circuit >> 16) as usize, circuit & 0xffff))
-            .clone()
+    fn get(&mut self, circuit: u32) -> String {
+        self.0.get(&circuit).cloned().unwrap_or_default()
     }
+}
+
+/// The flow table's side: batches from the reader into the table, flows that end into the
+/// sinks. True when the reader said the input ended; false when a sink failed (or the reader
+/// did: it returns why). Dropping `batches` on the way out, also on a panic, stops the reader.
+fn count_flows(
+    batches: mpsc::Receiver<Option<Batch>>,
+    spare: mpsc::Sender<Batch>,
+    table: &mut FlowTable,
+    sinks: &mut Sinks,
+) -> bool {
+    for batch in batches.iter() {
+        let Some(packets) = batch else {
+            return true;
+        };
+        for (circuit, name) in &packets.names {
+            sinks.names.0.insert(*circuit, name.clone());
+        }
+        for &(ts, circuit, h) in &packets.packets {
+            table.add(ts, circuit, h, |f, reason| sinks.record(&f, reason));
+            if sinks.failed.is_some() {
+                return false;
+            }
+        }
+        // Back to the reader, to be filled again (it makes a new one if none is back yet).
+        let _ = spare.send(packets);
+    }
+    false
+}
+
+/// Decoded packets on their way from the reader thread to the flow table: (time, circuit,
+/// headers), and the names of circuits first seen in this batch.
+struct Batch {
+    packets: Vec<(u64, u32, Headers)>,
+    names: Vec<(u32, String)>,
+}
+
+const BATCH: usize = 1024;
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// The reader thread: packets read, filtered and decoded, sent on in batches; `None` at the end
+/// of the input (a closed channel without it means the reader failed). Returns the number of
+/// packets that passed the filter.
+fn read_decoded(
+    input: &mut TimeOrdered,
+    filter: &mut Option<Filter>,
+    mut progress: Progress,
+    to_table: mpsc::SyncSender<Option<Batch>>,
+    spare: mpsc::Receiver<Batch>,
+) -> Result<u64> {
+    let mut packets = 0u64;
+    let mut named: Vec<u32> = Vec::new();
+    let fresh = || Batch {
+        packets: Vec::with_capacity(BATCH),
+        names: Vec::new(),
+    };
+    let mut batch = fresh();
+    while input.advance()? {
+        let (n, p) = input.current().expect("advanced");
+        progress.tick(|| input.position());
+        if !filter::keep(filter, p.link_type, p.data, p.orig_len)? {
+            continue;
+        }
+        packets += 1;
+        let circuit = Names::circuit(n, p.interface);
+        if !named.contains(&circuit) {
+            named.push(circuit);
+            batch
+                .names
+                .push((circuit, input.interface_name(n, circuit & 0xffff)));
+        }
+        // Only the fields the flow table reads (a whole decode for packets off the fast path).
+        let (ts, link_type, data, orig_len) = (p.ts.as_nanos(), p.link_type, p.data, p.orig_len);
+        let h = trawl_decode::decode_headers(link_type, data, orig_len);
+        batch.packets.push((ts, circuit, h));
+        if batch.packets.len() == BATCH {
+            let mut next = spare.try_recv().unwrap_or_else(|_| fresh());
+            next.packets.clear();
+            next.names.clear();
+            if to_table
+                .send(Some(std::mem::replace(&mut batch, next)))
+                .is_err()
+            {
+                // The table's side stopped (a write failed): it reports why.
+                return Ok(packets);
+            }
+        }
+    }
+    progress.finish();
+    if !batch.packets.is_empty() || !batch.names.is_empty() {
+        let _ = to_table.send(Some(batch));
+    }
+    let _ = to_table.send(None);
+    Ok(packets)
 }
