@@ -65,7 +65,7 @@ ARGUS_MAR_STATUS_INTERVAL=60
 EOF
 
 declare -A cmds
-names=(flows flows-csv snapshot report argus softflowd tshark flows@all argus@all softflowd@all)
+names=(flows flows-csv snapshot report argus softflowd tshark flows@all report@all argus@all softflowd@all)
 cmds[flows]="$T flows $F -o /dev/null"
 cmds[flows-csv]="$T flows --format csv $F -o /dev/null"
 cmds[snapshot]="$T flows --snapshot 100ms $F -o /dev/null"
@@ -73,9 +73,9 @@ cmds[report]="$T report $F -o /dev/null"
 cmds[argus]="argus -F $out/argus.conf -r $F -w /dev/null"
 cmds[softflowd]="softflowd -r $F -n 127.0.0.1:$port -v 10 -6"
 cmds[tshark]="tshark -q -z conv,tcp -r $F"
-# The same three on the whole machine, as an operator runs them: trawl flows reads and decodes
-# on one thread and counts flows on another; softflowd has one thread, argus several.
-for n in flows argus softflowd; do cmds[$n@all]=${cmds[$n]}; done
+# The same on the whole machine, as an operator runs them: trawl flows and trawl report read and
+# decode on one thread and count on another; softflowd has one thread, argus several.
+for n in flows report argus softflowd; do cmds[$n@all]=${cmds[$n]}; done
 base=${TRAWL_BENCH_BASELINE:-}
 if [ -n "$base" ]; then
   names+=(flows-before report-before)
@@ -185,7 +185,7 @@ what = {
     "flows-before": "(the baseline build)",
     "report-before": "(the baseline build)",
 }
-for n in ["flows", "argus", "softflowd"]:
+for n in ["flows", "report", "argus", "softflowd"]:
     what[f"{n}@all"] = what[n] + ", both cores"
 cmds = {
     "flows": "trawl flows F -o /dev/null",
@@ -198,7 +198,7 @@ cmds = {
     "flows-before": "BASELINE/trawl flows F -o /dev/null",
     "report-before": "BASELINE/trawl report F -o /dev/null",
 }
-for n in ["flows", "argus", "softflowd"]:
+for n in ["flows", "report", "argus", "softflowd"]:
     cmds[f"{n}@all"] = cmds[n] + " (not pinned)"
 print(f"Capture: {F}, {os.path.getsize(F)} bytes, {packets} packets; pinned to CPU {cpu} "
       f"(rows marked 'not pinned': both cores); "
@@ -207,12 +207,14 @@ print()
 print("| command | trials | median wall (s) | median CPU (s) | packets/s | peak RSS | output | trawl flows is faster by |")
 print("|---|---|---|---|---|---|---|---|")
 for n in ["flows", "flows-csv", "snapshot", "report", "argus", "softflowd", "tshark",
-          "flows@all", "argus@all", "softflowd@all", "flows-before", "report-before"]:
+          "flows@all", "report@all", "argus@all", "softflowd@all", "flows-before", "report-before"]:
     if n not in med:
         continue
     ratio = f"{med[n] / med['flows']:.1f}×" if n in ("argus", "softflowd", "tshark") else ""
     if n == "report":
         ratio = f"(report / flows = {med[n] / med['flows']:.2f})"
+    if n == "report@all":
+        ratio = f"(report / flows = {med[n] / med['flows@all']:.2f}, both on the whole machine)"
     if n in ("argus@all", "softflowd@all"):
         ratio = f"{med[n] / med['flows@all']:.1f}× (both on the whole machine)"
     if n.endswith("-before"):

@@ -152,6 +152,31 @@ impl ProtoKey {
 }
 
 /// The circuit of a packet: its Frame Relay DLCI, else its outer VLAN, else untagged.
+/// What a [`Report`] counts of one packet, taken from its decoding: small and owned, so that
+/// packets can be decoded on one thread and counted on another.
+#[derive(Clone, Copy, Debug)]
+pub struct Observed {
+    wire_len: u32,
+    headers: Headers,
+    circuit: CircuitId,
+    frame_relay: Option<trawl_decode::decoded::FrameRelay>,
+    protocol: ProtoKey,
+    dst: Option<IpAddr>,
+}
+
+impl Observed {
+    pub fn of(d: &Decoded<'_>) -> Observed {
+        Observed {
+            wire_len: d.wire_len,
+            headers: Headers::of(d),
+            circuit: circuit_of(d),
+            frame_relay: d.link.frame_relay,
+            protocol: ProtoKey::of(d),
+            dst: d.net.dst_addr(),
+        }
+    }
+}
+
 pub fn circuit_of(d: &Decoded<'_>) -> CircuitId {
     if let Some(fr) = d.link.frame_relay {
         CircuitId::Dlci(fr.dlci)
@@ -315,6 +340,12 @@ impl Report {
     /// Adds a packet seen at `ts_ns` (nanoseconds since the Unix epoch, in time order) on line
     /// `line`. Its bytes are its wire length (`d.wire_len`).
     pub fn add(&mut self, ts_ns: u64, line: u32, d: &Decoded<'_>) {
+        self.add_observed(ts_ns, line, &Observed::of(d));
+    }
+
+    /// [`add`](Self::add) of what was taken from a packet's decoding (on another thread,
+    /// perhaps).
+    pub fn add_observed(&mut self, ts_ns: u64, line: u32, d: &Observed) {
         let period_secs = self.period_secs;
         let sec = ts_ns / NS;
         let start = sec - sec % period_secs;
@@ -324,7 +355,7 @@ impl Report {
         }
         self.observe(line, sec);
         let bytes = u64::from(d.wire_len);
-        let h = Headers::of(d);
+        let h = d.headers;
         let seen = self.flows.add(ts_ns, line, h, |_, _| {});
 
         // The packet's flow, for sources, destinations and applications.
@@ -370,30 +401,27 @@ impl Report {
         la.packets += 1;
         la.bytes += bytes;
         la.per_second[i] += bytes;
-        let ca = la
-            .circuits
-            .entry(circuit_of(d))
-            .or_insert_with(|| CircuitAcc {
-                packets: 0,
-                bytes: 0,
-                fecn: 0,
-                becn: 0,
-                de: 0,
-                retrans_de: 0,
-                retrans_no_de: 0,
-                per_second: vec![0; period_secs as usize],
-                protocols: Vec::new(),
-            });
+        let ca = la.circuits.entry(d.circuit).or_insert_with(|| CircuitAcc {
+            packets: 0,
+            bytes: 0,
+            fecn: 0,
+            becn: 0,
+            de: 0,
+            retrans_de: 0,
+            retrans_no_de: 0,
+            per_second: vec![0; period_secs as usize],
+            protocols: Vec::new(),
+        });
         ca.packets += 1;
         ca.bytes += bytes;
         ca.per_second[i] += bytes;
-        let de = d.link.frame_relay.is_some_and(|f| f.de);
-        if let Some(fr) = d.link.frame_relay {
+        let de = d.frame_relay.is_some_and(|f| f.de);
+        if let Some(fr) = d.frame_relay {
             ca.fecn += u64::from(fr.fecn);
             ca.becn += u64::from(fr.becn);
             ca.de += u64::from(fr.de);
         }
-        let pk = ProtoKey::of(d);
+        let pk = d.protocol;
         let pi = match ca.protocols.iter().position(|(k, _)| *k == pk) {
             Some(pi) => pi,
             None => {
@@ -415,7 +443,7 @@ impl Report {
                     } else {
                         ca.retrans_no_de += 1;
                     }
-                    if let Some(dst) = d.net.dst_addr() {
+                    if let Some(dst) = d.dst {
                         *la.retrans_destinations.entry(dst).or_default() += 1;
                     }
                 }

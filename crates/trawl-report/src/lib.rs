@@ -51,7 +51,7 @@ pub mod render;
 use std::fmt;
 
 pub use apps::{App, Apps, AppsError, Prefix};
-pub use engine::{MAX_PERIOD_SECS, Options, Report, circuit_of};
+pub use engine::{MAX_PERIOD_SECS, Observed, Options, Report, circuit_of};
 pub use model::*;
 pub use profile::{Busiest, Profile, SessionSpec};
 

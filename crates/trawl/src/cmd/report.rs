@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use anyhow::{Context, Result, bail};
 use trawl_decode::Decoded;
-use trawl_report::{Apps, MAX_PERIOD_SECS, Options, Report};
+use trawl_report::{Apps, MAX_PERIOD_SECS, Observed, Options, Report};
 
 use crate::files::{self, Input, TimeOrdered};
 use crate::filter::{self, Filter};
@@ -94,12 +95,13 @@ pub fn run(args: Args) -> Result<()> {
         top: args.top,
     });
     let mut lines = Lines::default();
-    let warnings = walk(
+    let warnings = walk_beside(
         &mut args.source.open()?,
         args.filter.as_deref(),
         "report",
         &mut lines,
-        |ts, line, d| report.add(ts, line, d),
+        |ts, line, d| (ts, line, Observed::of(d)),
+        |(ts, line, o)| report.add_observed(ts, line, &o),
     )?;
     for (i, name) in lines.names().into_iter().enumerate() {
         report.name_line(i as u32, name);
@@ -196,6 +198,52 @@ impl Lines {
             })
             .collect()
     }
+}
+
+/// [`walk`] on a thread of its own: `take` runs there on each packet kept (its time, line and
+/// decoding), and what it returns comes back to this thread, in order, to `each`. Reading and
+/// decoding then run beside the counting, each on its own core, and only what `take` keeps of a
+/// packet crosses over (in batches), not the packet's bytes.
+pub(crate) fn walk_beside<T: Send>(
+    input: &mut TimeOrdered,
+    filter: Option<&str>,
+    what: &str,
+    lines: &mut Lines,
+    take: impl Fn(u64, u32, &Decoded<'_>) -> T + Send,
+    mut each: impl FnMut(T),
+) -> Result<Vec<anyhow::Error>> {
+    const BATCH: usize = 1024;
+    std::thread::scope(|scope| {
+        // Made here, so that if `each` panics the receiver is dropped and the reader stops.
+        let (tx, rx) = mpsc::sync_channel::<Vec<T>>(4);
+        let (spare_tx, spare_rx) = mpsc::channel::<Vec<T>>();
+        let reader = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut gone = false;
+            let warnings = walk(input, filter, what, lines, |ts, line, d| {
+                if gone {
+                    return;
+                }
+                batch.push(take(ts, line, d));
+                if batch.len() == BATCH {
+                    let next = spare_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                    gone = tx.send(std::mem::replace(&mut batch, next)).is_err();
+                }
+            })?;
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            Ok(warnings)
+        });
+        for mut batch in rx.iter() {
+            batch.drain(..).for_each(&mut each);
+            // Back to the reader, to be filled again.
+            let _ = spare_tx.send(batch);
+        }
+        reader.join().expect("the reader thread does not panic")
+    })
 }
 
 /// Reads the input (files in time order, or a server window), keeps what passes `filter`, and
