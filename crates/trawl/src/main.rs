@@ -1,6 +1,7 @@
 //! The `trawl` command: offline tools for capture files, the server, and the client commands
 //! that fetch from it (later, the agent).
 
+mod beside;
 mod client;
 mod cmd;
 mod files;

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc;
 
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use trawl_agent::http::Trust;
 use trawl_decode::Headers;
 use trawl_flow::{EndReason, Flow, FlowTable, Timeouts};
 
+use crate::beside::{Emit, beside};
 use crate::files::{self, TimeOrdered, create_output};
 use crate::filter::{self, Filter};
 use crate::flows::es::{EsOptions, EsSink, EsSummary};
@@ -243,25 +243,25 @@ pub fn run(args: Args) -> Result<()> {
     let progress = Progress::new(input.total_size(), "flows");
     let mut summary = Summary::default();
     // Reading and decoding run on a thread of their own, beside the flow table and the records
-    // on this one: each keeps its own data in its own core's cache (the capture's bytes stay
-    // with the reader; only the few decoded fields of each packet cross over, in batches).
-    let (tx, rx) = mpsc::sync_channel::<Option<Batch>>(BATCHES_IN_FLIGHT);
-    let (spare_tx, spare_rx) = mpsc::channel::<Batch>();
-    let (read, complete) = std::thread::scope(|scope| {
-        let reader = scope.spawn(|| read_decoded(&mut input, &mut filter, progress, tx, spare_rx));
-        let complete = count_flows(rx, spare_tx, &mut table, &mut sinks);
-        (
-            reader.join().expect("the reader thread does not panic"),
-            complete,
-        )
-    });
+    // on this one (crate::beside).
+    let (read, _) = beside(
+        |emit| read_decoded(&mut input, &mut filter, progress, emit),
+        |item| {
+            match item {
+                Item::Name(circuit, name) => {
+                    sinks.names.0.insert(circuit, name);
+                }
+                Item::Packet(ts, circuit, h) => {
+                    table.add(ts, circuit, h, |f, reason| sinks.record(&f, reason));
+                }
+            }
+            sinks.failed.is_none()
+        },
+    );
     if let Some(e) = sinks.failed.take() {
         return write_failed(e);
     }
     summary.packets = read?;
-    if !complete {
-        bail!("the reader thread stopped before the end of the input without an error");
-    }
     table.finish(|f, reason| sinks.record(&f, reason));
     if let Some(e) = sinks.failed.take() {
         return write_failed(e);
@@ -348,61 +348,23 @@ impl Names {
     }
 }
 
-/// The flow table's side: batches from the reader into the table, flows that end into the
-/// sinks. True when the reader said the input ended; false when a sink failed (or the reader
-/// did: it returns why). Dropping `batches` on the way out, also on a panic, stops the reader.
-fn count_flows(
-    batches: mpsc::Receiver<Option<Batch>>,
-    spare: mpsc::Sender<Batch>,
-    table: &mut FlowTable,
-    sinks: &mut Sinks,
-) -> bool {
-    for batch in batches.iter() {
-        let Some(packets) = batch else {
-            return true;
-        };
-        for (circuit, name) in &packets.names {
-            sinks.names.0.insert(*circuit, name.clone());
-        }
-        for &(ts, circuit, h) in &packets.packets {
-            table.add(ts, circuit, h, |f, reason| sinks.record(&f, reason));
-            if sinks.failed.is_some() {
-                return false;
-            }
-        }
-        // Back to the reader, to be filled again (it makes a new one if none is back yet).
-        let _ = spare.send(packets);
-    }
-    false
+/// What the reader thread passes on: a circuit's name when it is first seen, then packets —
+/// time, circuit, and the headers the flow table reads.
+enum Item {
+    Name(u32, String),
+    Packet(u64, u32, Headers),
 }
 
-/// Decoded packets on their way from the reader thread to the flow table: (time, circuit,
-/// headers), and the names of circuits first seen in this batch.
-struct Batch {
-    packets: Vec<(u64, u32, Headers)>,
-    names: Vec<(u32, String)>,
-}
-
-const BATCH: usize = 1024;
-const BATCHES_IN_FLIGHT: usize = 4;
-
-/// The reader thread: packets read, filtered and decoded, sent on in batches; `None` at the end
-/// of the input (a closed channel without it means the reader failed). Returns the number of
-/// packets that passed the filter.
+/// The reader thread: packets read, filtered and decoded, passed on. Returns the number of
+/// packets that passed the filter (or stops early, quietly, if the table's side stopped).
 fn read_decoded(
     input: &mut TimeOrdered,
     filter: &mut Option<Filter>,
     mut progress: Progress,
-    to_table: mpsc::SyncSender<Option<Batch>>,
-    spare: mpsc::Receiver<Batch>,
+    emit: &mut Emit<Item>,
 ) -> Result<u64> {
     let mut packets = 0u64;
     let mut named: Vec<u32> = Vec::new();
-    let fresh = || Batch {
-        packets: Vec::with_capacity(BATCH),
-        names: Vec::new(),
-    };
-    let mut batch = fresh();
     while input.advance()? {
         let (n, p) = input.current().expect("advanced");
         progress.tick(|| input.position());
@@ -413,31 +375,17 @@ fn read_decoded(
         let circuit = Names::circuit(n, p.interface);
         if !named.contains(&circuit) {
             named.push(circuit);
-            batch
-                .names
-                .push((circuit, input.interface_name(n, circuit & 0xffff)));
+            emit.push(Item::Name(
+                circuit,
+                input.interface_name(n, circuit & 0xffff),
+            ));
         }
         // Only the fields the flow table reads (a whole decode for packets off the fast path).
-        let (ts, link_type, data, orig_len) = (p.ts.as_nanos(), p.link_type, p.data, p.orig_len);
-        let h = trawl_decode::decode_headers(link_type, data, orig_len);
-        batch.packets.push((ts, circuit, h));
-        if batch.packets.len() == BATCH {
-            let mut next = spare.try_recv().unwrap_or_else(|_| fresh());
-            next.packets.clear();
-            next.names.clear();
-            if to_table
-                .send(Some(std::mem::replace(&mut batch, next)))
-                .is_err()
-            {
-                // The table's side stopped (a write failed): it reports why.
-                return Ok(packets);
-            }
+        let h = trawl_decode::decode_headers(p.link_type, p.data, p.orig_len);
+        if !emit.push(Item::Packet(p.ts.as_nanos(), circuit, h)) {
+            break;
         }
     }
     progress.finish();
-    if !batch.packets.is_empty() || !batch.names.is_empty() {
-        let _ = to_table.send(Some(batch));
-    }
-    let _ = to_table.send(None);
     Ok(packets)
 }

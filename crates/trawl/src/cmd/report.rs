@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use anyhow::{Context, Result, bail};
 use trawl_decode::Decoded;
 use trawl_report::{Apps, MAX_PERIOD_SECS, Observed, Options, Report};
 
+use crate::beside::beside;
 use crate::files::{self, Input, TimeOrdered};
 use crate::filter::{self, Filter};
 use crate::progress::Progress;
@@ -200,10 +200,9 @@ impl Lines {
     }
 }
 
-/// [`walk`] on a thread of its own: `take` runs there on each packet kept (its time, line and
-/// decoding), and what it returns comes back to this thread, in order, to `each`. Reading and
-/// decoding then run beside the counting, each on its own core, and only what `take` keeps of a
-/// packet crosses over (in batches), not the packet's bytes.
+/// [`walk`] on a thread of its own ([`crate::beside`]): `take` runs there on each packet kept
+/// (its time, line and decoding), and what it returns comes back to this thread, in order, to
+/// `each`.
 pub(crate) fn walk_beside<T: Send>(
     input: &mut TimeOrdered,
     filter: Option<&str>,
@@ -212,38 +211,18 @@ pub(crate) fn walk_beside<T: Send>(
     take: impl Fn(u64, u32, &Decoded<'_>) -> T + Send,
     mut each: impl FnMut(T),
 ) -> Result<Vec<anyhow::Error>> {
-    const BATCH: usize = 1024;
-    std::thread::scope(|scope| {
-        // Made here, so that if `each` panics the receiver is dropped and the reader stops.
-        let (tx, rx) = mpsc::sync_channel::<Vec<T>>(4);
-        let (spare_tx, spare_rx) = mpsc::channel::<Vec<T>>();
-        let reader = scope.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH);
-            let mut gone = false;
-            let warnings = walk(input, filter, what, lines, |ts, line, d| {
-                if gone {
-                    return;
-                }
-                batch.push(take(ts, line, d));
-                if batch.len() == BATCH {
-                    let next = spare_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-                    gone = tx.send(std::mem::replace(&mut batch, next)).is_err();
-                }
-            })?;
-            if !batch.is_empty() {
-                let _ = tx.send(batch);
-            }
-            Ok(warnings)
-        });
-        for mut batch in rx.iter() {
-            batch.drain(..).for_each(&mut each);
-            // Back to the reader, to be filled again.
-            let _ = spare_tx.send(batch);
-        }
-        reader.join().expect("the reader thread does not panic")
-    })
+    let (warnings, _) = beside(
+        move |emit| {
+            walk(input, filter, what, lines, |ts, line, d| {
+                emit.push(take(ts, line, d));
+            })
+        },
+        |item| {
+            each(item);
+            true
+        },
+    );
+    warnings
 }
 
 /// Reads the input (files in time order, or a server window), keeps what passes `filter`, and
