@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
@@ -244,17 +245,11 @@ pub fn run(args: Args) -> Result<()> {
     let mut summary = Summary::default();
     // Reading and decoding run on a thread of their own, beside the flow table and the records
     // on this one (crate::beside).
+    let named = Arc::clone(&sinks.names.named);
     let (read, _) = beside(
-        |emit| read_decoded(&mut input, &mut filter, progress, emit),
-        |item| {
-            match item {
-                Item::Name(circuit, name) => {
-                    sinks.names.0.insert(circuit, name);
-                }
-                Item::Packet(ts, circuit, h) => {
-                    table.add(ts, circuit, h, |f, reason| sinks.record(&f, reason));
-                }
-            }
+        |emit| read_decoded(&mut input, &mut filter, progress, &named, emit),
+        |(ts, circuit, h)| {
+            table.add(ts, circuit, h, |f, reason| sinks.record(&f, reason));
             sinks.failed.is_none()
         },
     );
@@ -334,9 +329,14 @@ fn write_failed(e: anyhow::Error) -> Result<()> {
     Err(e).context("writing flow records")
 }
 
-/// Interface names by the flow engine's circuit number (input and interface in one `u32`).
+/// Interface names by the flow engine's circuit number (input and interface in one `u32`): the
+/// reader thread names each circuit before its first packet is passed on; the records' side
+/// keeps a copy of those it has asked for.
 #[derive(Default)]
-struct Names(HashMap<u32, String>);
+struct Names {
+    named: Arc<Mutex<HashMap<u32, String>>>,
+    known: HashMap<u32, String>,
+}
 
 impl Names {
     fn circuit(input: usize, interface: u32) -> u32 {
@@ -344,15 +344,19 @@ impl Names {
     }
 
     fn get(&mut self, circuit: u32) -> String {
-        self.0.get(&circuit).cloned().unwrap_or_default()
+        if let Some(name) = self.known.get(&circuit) {
+            return name.clone();
+        }
+        let name = self
+            .named
+            .lock()
+            .expect("the reader does not panic holding it")
+            .get(&circuit)
+            .cloned()
+            .unwrap_or_default();
+        self.known.insert(circuit, name.clone());
+        name
     }
-}
-
-/// What the reader thread passes on: a circuit's name when it is first seen, then packets —
-/// time, circuit, and the headers the flow table reads.
-enum Item {
-    Name(u32, String),
-    Packet(u64, u32, Headers),
 }
 
 /// The reader thread: packets read, filtered and decoded, passed on. Returns the number of
@@ -361,7 +365,8 @@ fn read_decoded(
     input: &mut TimeOrdered,
     filter: &mut Option<Filter>,
     mut progress: Progress,
-    emit: &mut Emit<Item>,
+    names: &Mutex<HashMap<u32, String>>,
+    emit: &mut Emit<(u64, u32, Headers)>,
 ) -> Result<u64> {
     let mut packets = 0u64;
     let mut named: Vec<u32> = Vec::new();
@@ -375,14 +380,15 @@ fn read_decoded(
         let circuit = Names::circuit(n, p.interface);
         if !named.contains(&circuit) {
             named.push(circuit);
-            emit.push(Item::Name(
-                circuit,
-                input.interface_name(n, circuit & 0xffff),
-            ));
+            let name = input.interface_name(n, circuit & 0xffff);
+            names
+                .lock()
+                .expect("the records' side does not panic holding it")
+                .insert(circuit, name);
         }
         // Only the fields the flow table reads (a whole decode for packets off the fast path).
         let h = trawl_decode::decode_headers(p.link_type, p.data, p.orig_len);
-        if !emit.push(Item::Packet(p.ts.as_nanos(), circuit, h)) {
+        if !emit.push((p.ts.as_nanos(), circuit, h)) {
             break;
         }
     }
