@@ -245,7 +245,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut summary = Summary::default();
     // Reading and decoding run on a thread of their own, beside the flow table and the records
     // on this one (crate::beside).
-    let named = Arc::clone(&sinks.names.named);
+    let named = Arc::clone(&sinks.names.0);
     let (read, _) = beside(
         |emit| read_decoded(&mut input, &mut filter, progress, &named, emit),
         |(ts, circuit, h)| {
@@ -329,33 +329,25 @@ fn write_failed(e: anyhow::Error) -> Result<()> {
     Err(e).context("writing flow records")
 }
 
-/// Interface names by the flow engine's circuit number (input and interface in one `u32`): the
-/// reader thread names each circuit before its first packet is passed on; the records' side
-/// keeps a copy of those it has asked for.
+/// Interface names by the flow engine's circuit number (input and interface in one `u32`),
+/// shared with the reader thread: it names each circuit before its first packet is passed on,
+/// and names them again when its file describes another interface (a file's several interfaces
+/// are told apart as `file#N`).
 #[derive(Default)]
-struct Names {
-    named: Arc<Mutex<HashMap<u32, String>>>,
-    known: HashMap<u32, String>,
-}
+struct Names(Arc<Mutex<HashMap<u32, String>>>);
 
 impl Names {
     fn circuit(input: usize, interface: u32) -> u32 {
         ((input as u32) << 16) | (interface & 0xffff)
     }
 
-    fn get(&mut self, circuit: u32) -> String {
-        if let Some(name) = self.known.get(&circuit) {
-            return name.clone();
-        }
-        let name = self
-            .named
+    fn get(&self, circuit: u32) -> String {
+        self.0
             .lock()
             .expect("the reader does not panic holding it")
             .get(&circuit)
             .cloned()
-            .unwrap_or_default();
-        self.known.insert(circuit, name.clone());
-        name
+            .unwrap_or_default()
     }
 }
 
@@ -370,6 +362,8 @@ fn read_decoded(
 ) -> Result<u64> {
     let mut packets = 0u64;
     let mut named: Vec<u32> = Vec::new();
+    // Per input, how many interfaces it had described when its circuits were last named.
+    let mut described = vec![0usize; input.inputs.len()];
     while input.advance()? {
         let (n, p) = input.current().expect("advanced");
         progress.tick(|| input.position());
@@ -378,13 +372,19 @@ fn read_decoded(
         }
         packets += 1;
         let circuit = Names::circuit(n, p.interface);
-        if !named.contains(&circuit) {
+        let interfaces = input.inputs[n].reader.interfaces().len();
+        let first = !named.contains(&circuit);
+        if first {
             named.push(circuit);
-            let name = input.interface_name(n, circuit & 0xffff);
-            names
+        }
+        if first || interfaces != described[n] {
+            described[n] = interfaces;
+            let mut names = names
                 .lock()
-                .expect("the records' side does not panic holding it")
-                .insert(circuit, name);
+                .expect("the records' side does not panic holding it");
+            for &c in named.iter().filter(|&&c| (c >> 16) as usize == n) {
+                names.insert(c, input.interface_name(n, c & 0xffff));
+            }
         }
         // Only the fields the flow table reads (a whole decode for packets off the fast path).
         let h = trawl_decode::decode_headers(p.link_type, p.data, p.orig_len);
