@@ -259,6 +259,60 @@ fn syns_and_retransmissions_equal_tshark() {
     );
 }
 
+/// Files with several interfaces, some named and some not: each flow names the interface it was
+/// seen on (its pcapng `if_name`, else `FILE#ID`), and per interface the packets in its flows
+/// equal tshark's IP packets on it (`frame.interface_id`, `frame.interface_name`).
+#[test]
+fn flows_name_the_interface_they_were_seen_on() {
+    for rel in [
+        "wireshark-4.0.17/many_interfaces.pcapng.1",
+        "pcapplusplus/Tests/Packet++Test/PacketExamples/ldap.pcapng",
+    ] {
+        let path = corpus().join(rel);
+        let path = path.to_str().expect("a UTF-8 path");
+        let file = rel.rsplit('/').next().expect("a file name");
+        let (records, _) = run_ok(&["flows", path]);
+        let mut ours: BTreeMap<String, u64> = BTreeMap::new();
+        for line in records.lines() {
+            let r: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+            let name = r["interface"]
+                .as_str()
+                .expect("an interface name")
+                .to_string();
+            *ours.entry(name).or_default() += r["packets"].as_u64().expect("packets");
+        }
+        let fields = tool(
+            "tshark",
+            &[
+                "-n",
+                "-r",
+                path,
+                "-Y",
+                "ip or ipv6",
+                "-T",
+                "fields",
+                "-e",
+                "frame.interface_id",
+                "-e",
+                "frame.interface_name",
+            ],
+        )
+        .expect("tshark");
+        let mut theirs: BTreeMap<String, u64> = BTreeMap::new();
+        for line in fields.lines() {
+            let (id, name) = line.split_once('\t').expect("two fields");
+            // tshark says "unknown" for an interface without a name.
+            let name = match name {
+                "" | "unknown" => format!("{file}#{id}"),
+                named => named.to_string(),
+            };
+            *theirs.entry(name).or_default() += 1;
+        }
+        assert!(theirs.len() >= 2, "{rel}: packets on one interface only");
+        assert_eq!(ours, theirs, "{rel}: packets per interface");
+    }
+}
+
 /// `secs.nanos` (tshark's frame.time_epoch) in nanoseconds.
 fn epoch_ns(s: &str) -> u64 {
     let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
