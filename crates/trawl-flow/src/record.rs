@@ -259,18 +259,22 @@ fn json_line(out: &mut Vec<u8>, r: &Record) -> io::Result<()> {
     number(out, "src_port", u64::from(r.src_port));
     text(out, "dst", &r.dst);
     number(out, "dst_port", u64::from(r.dst_port));
-    number(out, "packets", r.packets);
-    number(out, "bytes", r.bytes);
-    number(out, "fwd_packets", r.fwd_packets);
-    number(out, "fwd_bytes", r.fwd_bytes);
-    number(out, "rev_packets", r.rev_packets);
-    number(out, "rev_bytes", r.rev_bytes);
-    number(out, "fwd_tcp_flags", u64::from(r.fwd_tcp_flags));
-    number(out, "rev_tcp_flags", u64::from(r.rev_tcp_flags));
-    number(out, "fwd_syns", r.fwd_syns);
-    number(out, "rev_syns", r.rev_syns);
-    number(out, "fwd_retransmissions", r.fwd_retransmissions);
-    number(out, "rev_retransmissions", r.rev_retransmissions);
+    for (name, v) in [
+        ("packets", r.packets),
+        ("bytes", r.bytes),
+        ("fwd_packets", r.fwd_packets),
+        ("fwd_bytes", r.fwd_bytes),
+        ("rev_packets", r.rev_packets),
+        ("rev_bytes", r.rev_bytes),
+        ("fwd_tcp_flags", u64::from(r.fwd_tcp_flags)),
+        ("rev_tcp_flags", u64::from(r.rev_tcp_flags)),
+        ("fwd_syns", r.fwd_syns),
+        ("rev_syns", r.rev_syns),
+        ("fwd_retransmissions", r.fwd_retransmissions),
+        ("rev_retransmissions", r.rev_retransmissions),
+    ] {
+        number(out, name, v);
+    }
     text(out, "reason", r.reason);
     maybe(out, "interval_start", r.interval_start.as_deref(), text);
     maybe(out, "interval_end", r.interval_end.as_deref(), text);

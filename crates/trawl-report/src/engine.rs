@@ -151,7 +151,6 @@ impl ProtoKey {
     }
 }
 
-/// The circuit of a packet: its Frame Relay DLCI, else its outer VLAN, else untagged.
 /// What a [`Report`] counts of one packet, taken from its decoding: small and owned, so that
 /// packets can be decoded on one thread and counted on another.
 #[derive(Clone, Copy, Debug)]
@@ -177,6 +176,7 @@ impl Observed {
     }
 }
 
+/// The circuit of a packet: its Frame Relay DLCI, else its outer VLAN, else untagged.
 pub fn circuit_of(d: &Decoded<'_>) -> CircuitId {
     if let Some(fr) = d.link.frame_relay {
         CircuitId::Dlci(fr.dlci)
