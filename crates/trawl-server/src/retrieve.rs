@@ -30,9 +30,9 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::channel::{Channel, Sender};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::mpsc;
 use trawl_bpf::Program;
 use trawl_merge::Order;
 use trawl_pcap::{Interface, Options, PcapngWriter, Timestamp, opt};
@@ -896,7 +896,7 @@ pub(crate) fn stream_body<S>(
     summary: impl FnOnce(&S) -> String + Send + 'static,
 ) -> Response {
     let disposition = file_name.map(|f| format!("attachment; filename=\"{f}\""));
-    let (tx, body) = Channel::<Bytes, io::Error>::new(CHUNKS_IN_FLIGHT);
+    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
@@ -913,7 +913,7 @@ pub(crate) fn stream_body<S>(
             }
         }
     });
-    let mut response = Body::new(body).into_response();
+    let mut response = Body::from_stream(Chunks(rx)).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(Ok(v)) = disposition.map(|d| HeaderValue::from_str(&d)) {
@@ -922,10 +922,29 @@ pub(crate) fn stream_body<S>(
     response
 }
 
+/// A streamed response body: the chunks a blocking writer sends, then the end when every
+/// sender is gone, or an error that breaks the response off. One queue carries all three, so
+/// the end is seen only after every chunk sent before it. (http-body-util's `Channel`, used
+/// before, looks at its chunk queue and then, separately, at whether the sender is gone: a
+/// writer that sent its only chunk and finished between those two looks ended the body empty
+/// but complete — a small capture's download once came back as a 200 with no bytes.)
+pub(crate) struct Chunks(pub(crate) mpsc::Receiver<io::Result<Bytes>>);
+
+impl futures_core::Stream for Chunks {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
 /// The response body as a `Write`: chunks of about [`CHUNK`] bytes into a bounded channel, sent
 /// from a blocking thread (the writer waits while the client is slow).
 pub(crate) struct BodyWriter {
-    tx: Option<Sender<Bytes, io::Error>>,
+    tx: Option<mpsc::Sender<io::Result<Bytes>>>,
     runtime: tokio::runtime::Handle,
     buf: Vec<u8>,
     last_send: Instant,
@@ -935,7 +954,10 @@ pub(crate) struct BodyWriter {
 }
 
 impl BodyWriter {
-    pub(crate) fn new(tx: Sender<Bytes, io::Error>, runtime: tokio::runtime::Handle) -> Self {
+    pub(crate) fn new(
+        tx: mpsc::Sender<io::Result<Bytes>>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
         BodyWriter {
             tx: Some(tx),
             runtime,
@@ -954,7 +976,7 @@ impl BodyWriter {
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + (64 << 10)));
         if self
             .runtime
-            .block_on(tx.send_data(Bytes::from(chunk)))
+            .block_on(tx.send(Ok(Bytes::from(chunk))))
             .is_err()
         {
             self.closed = true;
@@ -975,7 +997,8 @@ impl BodyWriter {
     /// Ends the body with an error after what was sent.
     pub(crate) fn abort(&mut self, e: io::Error) {
         if let Some(tx) = self.tx.take() {
-            tx.abort(e);
+            // Only fails when the client is gone, who then needs no error.
+            let _ = self.runtime.block_on(tx.send(Err(e)));
         }
     }
 }
@@ -1105,5 +1128,80 @@ mod tests {
             "{unknown:?}"
         );
         assert!(unknown.to_string().contains("9999"), "{unknown}");
+    }
+
+    /// A writer that has sent its only chunk and finished, read by a task that tokio has just
+    /// told "not ready" (its budget used up): the body waits, then delivers the chunk, and
+    /// only then ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_read_out_of_budget_still_delivers_what_was_sent() {
+        use axum::body::HttpBody;
+        let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let mut out = BodyWriter::new(tx, runtime);
+            out.write_all(b"pcap")?;
+            out.finish()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let mut body = Body::from_stream(Chunks(rx));
+        let (busy_tx, mut busy) = mpsc::channel(1_000);
+        for _ in 0..1_000 {
+            busy_tx.try_send(()).unwrap();
+        }
+        let first = std::future::poll_fn(|cx| {
+            // Receiving until tokio says "not ready" uses up this task's budget.
+            while busy.poll_recv(cx).is_ready() {}
+            std::task::Poll::Ready(std::pin::Pin::new(&mut body).poll_frame(cx))
+        })
+        .await;
+        assert!(
+            !matches!(first, std::task::Poll::Ready(None)),
+            "the body ended before its data"
+        );
+        let rest = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let got = match first {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                [frame.into_data().unwrap_or_default(), rest].concat()
+            }
+            _ => rest.to_vec(),
+        };
+        assert_eq!(got, b"pcap");
+    }
+
+    /// A writer that fails after sending some chunks breaks the body off with an error: what
+    /// was sent arrives, and the reader sees the body did not end normally.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_that_fails_breaks_the_body_off() {
+        let response = stream_body(
+            "application/octet-stream",
+            None,
+            "failing body".into(),
+            |out| -> Result<(), RetrieveError> {
+                out.write_all(&vec![7u8; CHUNK * 2])?;
+                Err(RetrieveError::NotFound("gone".into()))
+            },
+            |_| String::new(),
+        );
+        let mut stream = response.into_body().into_data_stream();
+        let mut got = 0;
+        let mut error = None;
+        while let Some(item) = futures_util_next(&mut stream).await {
+            match item {
+                Ok(b) => got += b.len(),
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        assert_eq!(got, CHUNK * 2);
+        assert!(error.is_some_and(|e| e.contains("gone")));
+    }
+
+    async fn futures_util_next<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut *s).poll_next(cx)).await
     }
 }

@@ -23,9 +23,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -49,6 +47,7 @@ use crate::api::{ApiError, AppState};
 use crate::auth::Role;
 use crate::catalogue::{Catalogue, OrgId};
 use crate::fanout::StoredBatch;
+use crate::retrieve::Chunks;
 
 /// How long a packet waits for a device that says nothing, by default.
 const MAX_HOLD: Duration = Duration::from_millis(500);
@@ -200,7 +199,7 @@ pub(crate) async fn watch_handler(
         .db(move |c| c.watch_sources(org, job))
         .await?
         .ok_or_else(|| not_found(&id))?;
-    let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
     let content_type = match settings.format {
         Format::Text => "text/plain; charset=utf-8",
         Format::Events => "text/event-stream",
@@ -216,17 +215,6 @@ pub(crate) async fn watch_handler(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
-}
-
-/// The response body: the chunks the view sends, as they come.
-struct Chunks(mpsc::Receiver<Bytes>);
-
-impl futures_core::Stream for Chunks {
-    type Item = Result<Bytes, io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx).map(|c| c.map(Ok))
-    }
 }
 
 /// A packet waiting in the merge.
@@ -275,7 +263,7 @@ struct View {
 /// Where the view writes: a buffer sent to the client as one chunk at a time.
 struct Output {
     format: Format,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
     pcap: Option<PcapngWriter<Vec<u8>>>,
     formatters: Vec<TextFormatter>,
@@ -292,7 +280,7 @@ impl Output {
             return !self.tx.is_closed();
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx.blocking_send(chunk).is_ok()
+        self.tx.blocking_send(Ok(chunk)).is_ok()
     }
 
     fn event(&mut self, name: &str, data: &serde_json::Value) {
@@ -322,7 +310,7 @@ impl View {
         settings: Settings,
         parts: Vec<WatchSource>,
         arrivals: broadcast::Receiver<Arc<StoredBatch>>,
-        tx: mpsc::Sender<Bytes>,
+        tx: mpsc::Sender<io::Result<Bytes>>,
     ) -> View {
         let sources: Vec<Source> = parts
             .into_iter()
