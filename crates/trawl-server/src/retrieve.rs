@@ -913,7 +913,7 @@ pub(crate) fn stream_body<S>(
             }
         }
     });
-    let mut response = Body::from_stream(Chunks(rx)).into_response();
+    let mut response = Body::from_stream(Chunks::new(rx)).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(Ok(v)) = disposition.map(|d| HeaderValue::from_str(&d)) {
@@ -922,13 +922,32 @@ pub(crate) fn stream_body<S>(
     response
 }
 
-/// A streamed response body: the chunks a blocking writer sends, then the end when every
-/// sender is gone, or an error that breaks the response off. One queue carries all three, so
-/// the end is seen only after every chunk sent before it. (http-body-util's `Channel`, used
-/// before, looks at its chunk queue and then, separately, at whether the sender is gone: a
-/// writer that sent its only chunk and finished between those two looks ended the body empty
-/// but complete — a small capture's download once came back as a 200 with no bytes.)
-pub(crate) struct Chunks(pub(crate) mpsc::Receiver<io::Result<Bytes>>);
+/// What a streamed body's writer sends, in order: chunks, then the end or an error.
+pub(crate) enum Piece {
+    Chunk(Bytes),
+    /// The body is whole.
+    End,
+    /// The body breaks off: the client sees an error, never a complete response.
+    Fail(io::Error),
+}
+
+/// A streamed response body: the pieces a blocking writer sends. One queue carries chunks, the
+/// end and the error, so the end is seen only after every chunk sent before it (http-body-util's
+/// `Channel`, used before, looked at its chunk queue and then, separately, at whether its
+/// sender was gone: a writer that sent its only chunk and finished between those two looks
+/// ended the body empty but complete — a small capture's download once came back as a 200 with
+/// no bytes). A writer gone without saying `End` (it panicked, the server is stopping) breaks
+/// the body off: a cut response is never passed off as a whole one.
+pub(crate) struct Chunks {
+    rx: mpsc::Receiver<Piece>,
+    over: bool,
+}
+
+impl Chunks {
+    pub(crate) fn new(rx: mpsc::Receiver<Piece>) -> Chunks {
+        Chunks { rx, over: false }
+    }
+}
 
 impl futures_core::Stream for Chunks {
     type Item = io::Result<Bytes>;
@@ -937,14 +956,38 @@ impl futures_core::Stream for Chunks {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
+        if self.over {
+            return std::task::Poll::Ready(None);
+        }
+        let piece = std::task::ready!(self.rx.poll_recv(cx));
+        std::task::Poll::Ready(match piece {
+            Some(Piece::Chunk(b)) => Some(Ok(b)),
+            Some(Piece::End) => {
+                self.over = true;
+                None
+            }
+            Some(Piece::Fail(e)) => {
+                self.over = true;
+                Some(Err(e))
+            }
+            None => {
+                self.over = true;
+                Some(Err(io::Error::other(
+                    "the response's writer stopped before the end",
+                )))
+            }
+        })
     }
+}
+
+fn client_gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the client went away")
 }
 
 /// The response body as a `Write`: chunks of about [`CHUNK`] bytes into a bounded channel, sent
 /// from a blocking thread (the writer waits while the client is slow).
 pub(crate) struct BodyWriter {
-    tx: Option<mpsc::Sender<io::Result<Bytes>>>,
+    tx: Option<mpsc::Sender<Piece>>,
     runtime: tokio::runtime::Handle,
     buf: Vec<u8>,
     last_send: Instant,
@@ -954,10 +997,7 @@ pub(crate) struct BodyWriter {
 }
 
 impl BodyWriter {
-    pub(crate) fn new(
-        tx: mpsc::Sender<io::Result<Bytes>>,
-        runtime: tokio::runtime::Handle,
-    ) -> Self {
+    pub(crate) fn new(tx: mpsc::Sender<Piece>, runtime: tokio::runtime::Handle) -> Self {
         BodyWriter {
             tx: Some(tx),
             runtime,
@@ -969,19 +1009,18 @@ impl BodyWriter {
     }
 
     fn send(&mut self) -> io::Result<()> {
-        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the client went away");
         let Some(tx) = self.tx.as_mut() else {
-            return Err(gone());
+            return Err(client_gone());
         };
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + (64 << 10)));
         if self
             .runtime
-            .block_on(tx.send(Ok(Bytes::from(chunk))))
+            .block_on(tx.send(Piece::Chunk(Bytes::from(chunk))))
             .is_err()
         {
             self.closed = true;
             self.tx = None;
-            return Err(gone());
+            return Err(client_gone());
         }
         self.last_send = Instant::now();
         Ok(())
@@ -990,7 +1029,12 @@ impl BodyWriter {
     /// Sends what is left; the body then ends normally.
     pub(crate) fn finish(&mut self) -> io::Result<()> {
         self.flush()?;
-        self.tx = None;
+        if let Some(tx) = self.tx.take()
+            && self.runtime.block_on(tx.send(Piece::End)).is_err()
+        {
+            self.closed = true;
+            return Err(client_gone());
+        }
         Ok(())
     }
 
@@ -998,7 +1042,7 @@ impl BodyWriter {
     pub(crate) fn abort(&mut self, e: io::Error) {
         if let Some(tx) = self.tx.take() {
             // Only fails when the client is gone, who then needs no error.
-            let _ = self.runtime.block_on(tx.send(Err(e)));
+            let _ = self.runtime.block_on(tx.send(Piece::Fail(e)));
         }
     }
 }
@@ -1146,7 +1190,7 @@ mod tests {
         .await
         .unwrap()
         .unwrap();
-        let mut body = Body::from_stream(Chunks(rx));
+        let mut body = Body::from_stream(Chunks::new(rx));
         let (busy_tx, mut busy) = mpsc::channel(1_000);
         for _ in 0..1_000 {
             busy_tx.try_send(()).unwrap();
@@ -1199,6 +1243,40 @@ mod tests {
         }
         assert_eq!(got, CHUNK * 2);
         assert!(error.is_some_and(|e| e.contains("gone")));
+    }
+
+    /// A writer that panics after sending a chunk breaks the body off: the reader gets the
+    /// chunk and then an error, not a body that looks whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_that_panics_breaks_the_body_off() {
+        let response = stream_body(
+            "application/octet-stream",
+            None,
+            "panicking body".into(),
+            |out| -> Result<(), RetrieveError> {
+                out.write_all(&vec![7u8; CHUNK])?;
+                panic!("a writer's bug");
+            },
+            |_| String::new(),
+        );
+        let mut stream = response.into_body().into_data_stream();
+        let (mut got, mut error) = (0, None);
+        while let Some(item) = futures_util_next(&mut stream).await {
+            match item {
+                Ok(b) => got += b.len(),
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        assert_eq!(got, CHUNK);
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("before the end")),
+            "{error:?}"
+        );
     }
 
     async fn futures_util_next<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item> {

@@ -47,7 +47,7 @@ use crate::api::{ApiError, AppState};
 use crate::auth::Role;
 use crate::catalogue::{Catalogue, OrgId};
 use crate::fanout::StoredBatch;
-use crate::retrieve::Chunks;
+use crate::retrieve::{Chunks, Piece};
 
 /// How long a packet waits for a device that says nothing, by default.
 const MAX_HOLD: Duration = Duration::from_millis(500);
@@ -199,7 +199,7 @@ pub(crate) async fn watch_handler(
         .db(move |c| c.watch_sources(org, job))
         .await?
         .ok_or_else(|| not_found(&id))?;
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+    let (tx, rx) = mpsc::channel::<Piece>(CHUNKS_IN_FLIGHT);
     let content_type = match settings.format {
         Format::Text => "text/plain; charset=utf-8",
         Format::Events => "text/event-stream",
@@ -210,7 +210,7 @@ pub(crate) async fn watch_handler(
     let data_dir = st.ingest.data_dir.clone();
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || view.run(&catalogue, &data_dir, &runtime));
-    let mut response = Body::from_stream(Chunks(rx)).into_response();
+    let mut response = Body::from_stream(Chunks::new(rx)).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -239,7 +239,7 @@ enum End {
     JobEnded,
     /// The job no longer exists.
     Gone,
-    /// The client went away (or the server is stopping).
+    /// The client went away, or the server is stopping (the client's stream breaks off).
     ClientGone,
 }
 
@@ -263,7 +263,7 @@ struct View {
 /// Where the view writes: a buffer sent to the client as one chunk at a time.
 struct Output {
     format: Format,
-    tx: mpsc::Sender<io::Result<Bytes>>,
+    tx: mpsc::Sender<Piece>,
     buf: Vec<u8>,
     pcap: Option<PcapngWriter<Vec<u8>>>,
     formatters: Vec<TextFormatter>,
@@ -280,7 +280,7 @@ impl Output {
             return !self.tx.is_closed();
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx.blocking_send(Ok(chunk)).is_ok()
+        self.tx.blocking_send(Piece::Chunk(chunk)).is_ok()
     }
 
     fn event(&mut self, name: &str, data: &serde_json::Value) {
@@ -310,7 +310,7 @@ impl View {
         settings: Settings,
         parts: Vec<WatchSource>,
         arrivals: broadcast::Receiver<Arc<StoredBatch>>,
-        tx: mpsc::Sender<io::Result<Bytes>>,
+        tx: mpsc::Sender<Piece>,
     ) -> View {
         let sources: Vec<Source> = parts
             .into_iter()
@@ -384,7 +384,9 @@ impl View {
             Ok(()) => self.follow(catalogue, runtime),
             Err(e) => {
                 tracing::error!("{what}: reading the stored packets: {e}");
-                End::ClientGone
+                let e = io::Error::other(format!("reading the stored packets: {e}"));
+                let _ = self.out.tx.blocking_send(Piece::Fail(e));
+                return;
             }
         };
         let stats = self.live.stats();
@@ -402,6 +404,7 @@ impl View {
         );
         if !matches!(end, End::ClientGone) {
             self.finish(reason);
+            let _ = self.out.tx.blocking_send(Piece::End);
         }
     }
 
