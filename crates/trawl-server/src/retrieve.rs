@@ -1215,61 +1215,54 @@ mod tests {
         assert_eq!(got, b"pcap");
     }
 
-    /// A writer that fails after sending some chunks breaks the body off with an error: what
-    /// was sent arrives, and the reader sees the body did not end normally.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_writer_that_fails_breaks_the_body_off() {
+    /// Streams the body `write` produces and reads it as a client would: the bytes that
+    /// arrived, and the error that broke it off, if any.
+    async fn read_streamed(
+        write: impl FnOnce(&mut BodyWriter) -> Result<(), RetrieveError> + Send + 'static,
+    ) -> (usize, Option<String>) {
         let response = stream_body(
             "application/octet-stream",
             None,
-            "failing body".into(),
-            |out| -> Result<(), RetrieveError> {
-                out.write_all(&vec![7u8; CHUNK * 2])?;
-                Err(RetrieveError::NotFound("gone".into()))
-            },
+            "test body".into(),
+            write,
             |_| String::new(),
         );
         let mut stream = response.into_body().into_data_stream();
         let mut got = 0;
-        let mut error = None;
         while let Some(item) = futures_util_next(&mut stream).await {
             match item {
                 Ok(b) => got += b.len(),
-                Err(e) => {
-                    error = Some(e.to_string());
-                    break;
-                }
+                Err(e) => return (got, Some(e.to_string())),
             }
         }
+        (got, None)
+    }
+
+    /// A writer that fails after sending some chunks breaks the body off with an error: what
+    /// was sent arrives, and the reader sees the body did not end normally.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_that_fails_breaks_the_body_off() {
+        let (got, error) = read_streamed(|out| {
+            out.write_all(&vec![7u8; CHUNK * 2])?;
+            Err(RetrieveError::NotFound("gone".into()))
+        })
+        .await;
         assert_eq!(got, CHUNK * 2);
-        assert!(error.is_some_and(|e| e.contains("gone")));
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("gone")),
+            "{error:?}"
+        );
     }
 
     /// A writer that panics after sending a chunk breaks the body off: the reader gets the
     /// chunk and then an error, not a body that looks whole.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_writer_that_panics_breaks_the_body_off() {
-        let response = stream_body(
-            "application/octet-stream",
-            None,
-            "panicking body".into(),
-            |out| -> Result<(), RetrieveError> {
-                out.write_all(&vec![7u8; CHUNK])?;
-                panic!("a writer's bug");
-            },
-            |_| String::new(),
-        );
-        let mut stream = response.into_body().into_data_stream();
-        let (mut got, mut error) = (0, None);
-        while let Some(item) = futures_util_next(&mut stream).await {
-            match item {
-                Ok(b) => got += b.len(),
-                Err(e) => {
-                    error = Some(e.to_string());
-                    break;
-                }
-            }
-        }
+        let (got, error) = read_streamed(|out| {
+            out.write_all(&vec![7u8; CHUNK])?;
+            panic!("a writer's bug");
+        })
+        .await;
         assert_eq!(got, CHUNK);
         assert!(
             error
@@ -1277,6 +1270,17 @@ mod tests {
                 .is_some_and(|e| e.contains("before the end")),
             "{error:?}"
         );
+    }
+
+    /// A writer that finishes gives the whole body and no error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_that_finishes_gives_the_whole_body() {
+        let (got, error) = read_streamed(|out| {
+            out.write_all(&vec![7u8; CHUNK * 3 + 5])?;
+            Ok(())
+        })
+        .await;
+        assert_eq!((got, error), (CHUNK * 3 + 5, None));
     }
 
     async fn futures_util_next<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
